@@ -1,0 +1,10 @@
+"""A protocol-faithful local IFS Cloud: IAM tokens, OData projections, faults and a mutation clock.
+
+It serves tests, the demo and benchmarks on loopback; it is not a substitute for
+a real IFS Cloud system.
+"""
+
+from .config import SandboxConfig
+from .sandbox import PATH_PREFIX, IfsCloudSandbox
+
+__all__ = ["PATH_PREFIX", "IfsCloudSandbox", "SandboxConfig"]

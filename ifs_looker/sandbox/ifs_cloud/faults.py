@@ -1,0 +1,58 @@
+"""Fault knobs: throttling, server errors, dropped connections and latency."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from .config import SandboxConfig
+
+ERROR_STATUSES = (503, 502, 504)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # "drop", "throttle" or "error"
+    status: int = 0
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class FaultInjector:
+    """Draws one fault (or none) per request; deterministic for a seed and request order."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(f"{seed}:faults")
+        self.lock = threading.Lock()
+        self.counts = {"drop": 0, "throttle": 0, "error": 0}
+
+    def draw(self, config: SandboxConfig) -> Fault | None:
+        with self.lock:
+            roll = self.rng.random()
+            if roll < config.drop_rate:
+                return self._count(Fault("drop"))
+            roll -= config.drop_rate
+            if roll < config.rate_429:
+                return self._count(Fault("throttle", 429, self._retry_after(config)))
+            roll -= config.rate_429
+            if roll < config.rate_5xx:
+                status = ERROR_STATUSES[self.counts["error"] % len(ERROR_STATUSES)]
+                return self._count(Fault("error", status))
+            return None
+
+    def _count(self, fault: Fault) -> Fault:
+        self.counts[fault.kind] += 1
+        return fault
+
+    def _retry_after(self, config: SandboxConfig) -> tuple[tuple[str, str], ...]:
+        mode = config.retry_after
+        if mode == "mixed":
+            mode = ("seconds", "http-date", "none")[self.counts["throttle"] % 3]
+        if mode == "seconds":
+            return (("Retry-After", str(config.retry_after_seconds)),)
+        if mode == "http-date":
+            when = datetime.now(UTC) + timedelta(seconds=config.retry_after_seconds + 1)
+            return (("Retry-After", format_datetime(when, usegmt=True)),)
+        return ()

@@ -1,0 +1,124 @@
+"""The mutation clock: changes data between requests, as a busy IFS system does.
+
+Each tick applies one change to a randomly chosen entity set, by the entity's
+behaviour: `changing` entities (orders, invoices) get inserts and updates that
+move `LastModified` to now; `ledger` entities (voucher rows) get new balanced
+vouchers entered today (posted vouchers are immutable); `reference` entities
+(accounts, code parts, hierarchy) get inserts, updates and deletes.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from .dataset import VoucherFactory, random_amount
+from .store import EntityTable, Store
+
+_NEXT_STATE = {
+    "Preliminary": "Posted",
+    "Posted": "PartlyPaid",
+    "PartlyPaid": "Paid",
+    "Planned": "Released",
+    "Released": "Received",
+    "Received": "Closed",
+    "Reserved": "Delivered",
+    "Delivered": "Invoiced",
+    "Arrived": "Received",
+}
+
+
+class MutationClock:
+    """Applies `ticks` changes per call; deterministic for a seed apart from wall-clock times."""
+
+    def __init__(self, store: Store, seed: int) -> None:
+        self.store = store
+        self.rng = random.Random(f"{seed}:mutations")
+        self.serial = 0
+        self.log: list[tuple[str, str, tuple]] = []  # (action, entity set, key)
+
+    def tick(self, ticks: int) -> None:
+        with self.store.lock:
+            tables = sorted(self.store.tables.values(), key=lambda t: t.entity_set.name)
+            for _ in range(ticks):
+                table = tables[self.rng.randrange(len(tables))]
+                if table.rows:
+                    getattr(self, f"_{table.entity.behaviour}")(table)
+
+    def _now(self) -> datetime:
+        return datetime.now(UTC).replace(microsecond=0)
+
+    def _pick(self, table: EntityTable) -> tuple:
+        keys = list(table.rows)
+        return keys[self.rng.randrange(len(keys))]
+
+    def _changing(self, table: EntityTable) -> None:
+        now = self._now()
+        template = table.as_dict(table.rows[self._pick(table)])
+        if self.rng.random() < 0.4:
+            self.serial += 1
+            values = dict(template)
+            for name, value in self._fresh_key(table, template).items():
+                values[name] = value
+            values["LastModified"] = now
+            table.put(values, now)
+            self.log.append(("insert", table.entity_set.name, table.key_of(values)))
+            return
+        values = dict(template)
+        state = values.get("Objstate")
+        values["Objstate"] = _NEXT_STATE.get(state, state)  # type: ignore[arg-type]
+        for name in ("TotalAmount", "NetAmount", "BuyUnitPrice"):
+            if name in values:
+                values[name] = random_amount(self.rng)
+        values["LastModified"] = now
+        table.put(values, now)
+        self.log.append(("update", table.entity_set.name, table.key_of(values)))
+
+    def _fresh_key(self, table: EntityTable, template: dict[str, object]) -> dict[str, object]:
+        key: dict[str, object] = {}
+        for name in table.entity.keys:
+            value = template[name]
+            if name == "Company":
+                key[name] = value
+            elif isinstance(value, int):
+                key[name] = 9_000_000 + self.serial
+            elif name in ("LineNo", "ReleaseNo"):
+                key[name] = value
+            else:
+                key[name] = f"M{self.serial:07d}"
+        return key
+
+    def _ledger(self, table: EntityTable) -> None:
+        company = table.rows[self._pick(table)].Company  # type: ignore[attr-defined]
+        factory = VoucherFactory(company, self.rng)
+        today = self._now().date()
+        factory.next_no = {
+            (t, today.year): 800_000_000 + self.serial * 10 for t in ("GL", "AP", "AR", "MPL")
+        }
+        self.serial += 1
+        changed = self._now()
+        for row in factory.voucher(today):
+            table.put(row, changed)
+            self.log.append(("insert", table.entity_set.name, table.key_of(row)))
+
+    def _reference(self, table: EntityTable) -> None:
+        now = self._now()
+        roll = self.rng.random()
+        key = self._pick(table)
+        if roll < 0.3 and len(table.rows) > 3:
+            table.delete(key)
+            self.log.append(("delete", table.entity_set.name, key))
+            return
+        values = table.as_dict(table.rows[key])
+        if roll < 0.6:
+            self.serial += 1
+            last_key = table.entity.keys[-1]
+            values[last_key] = f"M{self.serial:05d}"
+            action = "insert"
+        else:
+            action = "update"
+        values["Description"] = f"{values.get('Description') or ''} (rev {self.serial})".strip()
+        if "ValidUntil" in values:
+            values["ValidUntil"] = now.date() + timedelta(days=365)
+        table.put(values, now)
+        self.log.append((action, table.entity_set.name, table.key_of(values)))

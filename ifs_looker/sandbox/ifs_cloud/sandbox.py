@@ -1,0 +1,137 @@
+"""One running IFS Cloud sandbox: data, tokens, faults and an HTTP server on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from decimal import Decimal
+from http.server import ThreadingHTTPServer
+from types import TracebackType
+
+import msgspec
+
+from .config import SandboxConfig
+from .dataset import generate
+from .entities import PROJECTIONS
+from .faults import FaultInjector
+from .mutation import MutationClock
+from .query import register_enums
+from .server import ENCODER, SandboxHandler
+from .store import Store
+from .tokens import TokenIssuer
+
+PATH_PREFIX = "/main/ifsapplications/projection/v1"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+class IfsCloudSandbox:
+    """Start with `start()` or as a context manager; `port=0` picks a free port."""
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.host = host
+        self.requested_port = port
+        self.verbose = verbose
+        self.store = Store()
+        for projection in PROJECTIONS:
+            register_enums({e.name: e for e in projection.enums})
+        self._load()
+        self.tokens = TokenIssuer(self.config.client_id, self.config.client_secret)
+        self.faults = FaultInjector(self.config.seed)
+        self.clock = MutationClock(self.store, self.config.seed)
+        self.request_log: list[tuple[str, str, int]] = []
+        self._log_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def _load(self) -> None:
+        for entity_set, row, changed_at in generate(self.config):
+            self.store.table_for_set(entity_set).put(row, changed_at)
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    def start(self) -> IfsCloudSandbox:
+        handler = type("Handler", (SandboxHandler,), {"sandbox": self})
+        self._server = _Server((self.host, self.requested_port), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ifs-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def serve_forever(self) -> None:
+        """Run in the foreground (the CLI); returns when interrupted."""
+        handler = type("Handler", (SandboxHandler,), {"sandbox": self})
+        self._server = _Server((self.host, self.requested_port), handler)
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+
+    def __enter__(self) -> IfsCloudSandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # addresses -----------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self.requested_port
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/auth/realms/{self.config.realm}/protocol/openid-connect/token"
+
+    def service_url(self, projection: str) -> str:
+        return f"{self.base_url}{PATH_PREFIX}/{projection}.svc"
+
+    # behaviour -----------------------------------------------------------------------------------
+
+    def update_config(self, **changes: object) -> None:
+        """Change knobs (faults, token lifetime, mutation clock) while serving."""
+        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
+
+    def tick(self) -> None:
+        if self.config.mutations_per_request:
+            self.clock.tick(self.config.mutations_per_request)
+
+    def record(self, method: str, path: str, status: int) -> None:
+        with self._log_lock:
+            self.request_log.append((method, path, status))
+
+    def rows(self, projection: str, entity_set: str) -> list[dict[str, object]]:
+        """The rows as a client sees them now (JSON values, numbers as Decimal), in key order."""
+        table = self.store.table(projection, entity_set)
+        with self.store.lock:
+            rows = [table.rows[k] for k in sorted(table.rows)]
+        return msgspec.json.decode(ENCODER.encode(rows), float_hook=Decimal)

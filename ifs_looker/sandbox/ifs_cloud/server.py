@@ -1,0 +1,444 @@
+"""The HTTP face of the sandbox: IAM token endpoint and OData v4 projections.
+
+Routes follow IFS Cloud:
+  POST /auth/realms/<realm>/protocol/openid-connect/token
+  GET  /(main|int)/ifsapplications/projection/v1/<Projection>.svc/$metadata
+  GET  /(main|int)/ifsapplications/projection/v1/<Projection>.svc/<EntitySet>[(<keys>)]
+  PATCH, DELETE on <EntitySet>(<keys>) with If-Match
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+import msgspec
+
+from .edmx import render_metadata
+from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
+from .query import QueryError, parse_filter, parse_non_negative, parse_orderby, parse_select
+from .store import EntityTable
+from .tokens import TokenError
+
+if TYPE_CHECKING:
+    from .sandbox import IfsCloudSandbox
+
+ODATA_PATH = re.compile(
+    r"^/(?:main|int)/ifsapplications/projection/v1/(?P<projection>[A-Za-z0-9_]+)\.svc"
+    r"(?:/(?P<rest>.*))?$"
+)
+TOKEN_PATH = re.compile(r"^/auth/realms/(?P<realm>[^/]+)/protocol/openid-connect/token$")
+ENTITY_PATH = re.compile(r"^(?P<set>[A-Za-z0-9_]+)(?:\((?P<keys>.*)\))?$")
+KEY_PART = re.compile(
+    r"\s*(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'(?:[^']|'')*'|[^,]+)\s*(?:,|$)"
+)
+JSON_TYPE = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
+ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+class HttpError(Exception):
+    """An IFS-style error response."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"code": code, "message": message, "details": []}}
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "IfsCloudSandbox/1.0"
+    sandbox: IfsCloudSandbox  # set on the subclass made per sandbox
+
+    def log_message(self, format: str, *args: object) -> None:
+        if self.sandbox.verbose:
+            super().log_message(format, *args)
+
+    # dispatch ------------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        self._status = 0
+        try:
+            self._route(method)
+        except HttpError as exc:
+            self._json(exc.status, exc.body)
+        except QueryError as exc:
+            self._json(400, HttpError(400, exc.code, str(exc)).body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        finally:
+            self.sandbox.record(method, self.path, self._status)
+
+    def _route(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        token_match = TOKEN_PATH.match(path)
+        if token_match and method == "POST":
+            self._token(token_match.group("realm"))
+            return
+        odata = ODATA_PATH.match(path)
+        if odata is None:
+            raise HttpError(404, "NOT_FOUND", f"No resource at '{path}'.")
+        if self._inject_fault():
+            return
+        denied = self.sandbox.tokens.check(self.headers.get("Authorization"))
+        if denied:
+            self._json(
+                401,
+                HttpError(401, "UNAUTHORIZED", denied).body,
+                (("WWW-Authenticate", 'Bearer error="invalid_token"'),),
+            )
+            return
+        projection = PROJECTIONS_BY_NAME.get(odata.group("projection"))
+        if projection is None:
+            raise HttpError(404, "NOT_FOUND", "Metadata not found.")
+        rest = odata.group("rest") or ""
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        if rest == "$metadata" and method == "GET":
+            self._send(200, render_metadata(projection), "application/xml")
+            return
+        if rest == "" and method == "GET":
+            self._service_document(projection.name)
+            return
+        entity_match = ENTITY_PATH.match(rest)
+        if entity_match is None or projection.entity_set(entity_match.group("set")) is None:
+            raise HttpError(
+                404,
+                "NOT_FOUND",
+                f"The requested resource '{rest}' was not found in projection '{projection.name}'.",
+            )
+        table = self.sandbox.store.table(projection.name, entity_match.group("set"))
+        keys = entity_match.group("keys")
+        if keys is None:
+            if method != "GET":
+                raise HttpError(405, "METHOD_NOT_ALLOWED", f"{method} needs an entity key.")
+            self.sandbox.tick()
+            self._collection(table, query, url.path)
+            return
+        key = parse_key(table, keys)
+        {"GET": self._get_one, "PATCH": self._patch, "DELETE": self._delete}.get(
+            method, self._not_allowed
+        )(table, key)
+
+    # faults and auth -----------------------------------------------------------------------------
+
+    def _inject_fault(self) -> bool:
+        config = self.sandbox.config
+        if config.latency_ms:
+            time.sleep(config.latency_ms / 1000)
+        fault = self.sandbox.faults.draw(config)
+        if fault is None:
+            return False
+        if fault.kind == "drop":
+            self.close_connection = True
+            self._status = 0
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return True
+        message = "Too many requests." if fault.status == 429 else "Service unavailable."
+        self._json(
+            fault.status, HttpError(fault.status, "SERVER_BUSY", message).body, fault.headers
+        )
+        return True
+
+    def _token(self, realm: str) -> None:
+        if realm != self.sandbox.config.realm:
+            self._json(404, {"error": "Realm does not exist"})
+            return
+        form = dict(parse_qsl(self._body().decode("utf-8", "replace")))
+        basic = self.headers.get("Authorization", "")
+        basic_credentials = basic[len("Basic ") :] if basic.startswith("Basic ") else None
+        try:
+            body = self.sandbox.tokens.issue(
+                form, basic_credentials, self.sandbox.config.token_lifetime
+            )
+        except TokenError as exc:
+            self._json(exc.status, exc.body)
+            return
+        self._json(200, body, content_type="application/json")
+
+    # reads ---------------------------------------------------------------------------------------
+
+    def _service_document(self, projection: str) -> None:
+        sets = PROJECTIONS_BY_NAME[projection].entity_sets
+        self._json(
+            200,
+            {
+                "@odata.context": f"{self.sandbox.base_url}{self._svc_path()}/$metadata",
+                "value": [{"name": s.name, "kind": "EntitySet", "url": s.name} for s in sets],
+            },
+        )
+
+    def _svc_path(self) -> str:
+        path = urlsplit(self.path).path
+        return path[: path.index(".svc") + 4]
+
+    def _collection(self, table: EntityTable, query: dict[str, str], path: str) -> None:
+        unknown = [k for k in query if k.startswith("$") and k not in QUERY_OPTIONS]
+        if unknown:
+            raise QueryError(f"The query parameter '{unknown[0]}' is not supported.")
+        entity, namespace = table.entity, table.namespace
+        flt = parse_filter(query["$filter"], entity, namespace) if "$filter" in query else None
+        order = parse_orderby(query["$orderby"], entity, namespace) if "$orderby" in query else ()
+        select = parse_select(query["$select"], entity, namespace) if "$select" in query else ()
+        top = parse_non_negative("$top", query["$top"]) if "$top" in query else None
+        skip = parse_non_negative("$skip", query["$skip"]) if "$skip" in query else 0
+        count = query.get("$count", "false").lower()
+        if count not in ("true", "false"):
+            raise QueryError(f"Invalid value '{count}' for $count query option found.")
+        page_size = self.sandbox.config.server_page_size
+        limit = top if page_size is None else min(page_size, top if top is not None else page_size)
+
+        with self.sandbox.store.lock:
+            rows, start = table.scan(flt, table.total_order(order))
+            predicate = flt.predicate if flt else None
+            page, more, total = collect(rows, start, predicate, skip, limit, count == "true")
+
+        body: dict[str, object] = {"@odata.context": self._context(table, select)}
+        if total is not None:
+            body["@odata.count"] = total
+        if select:
+            names = ("odata_etag", *dict.fromkeys((*table.entity.keys, *select)))
+            out = {"odata_etag": "@odata.etag"}
+            body["value"] = [{out.get(n, n): getattr(r, n) for n in names} for r in page]
+        else:
+            body["value"] = page
+        if more and (top is None or len(page) < top):
+            next_query = dict(query)
+            next_query["$skip"] = str(skip + len(page))
+            if top is not None:
+                next_query["$top"] = str(top - len(page))
+            body["@odata.nextLink"] = f"{self.sandbox.base_url}{path}?{urlencode(next_query)}"
+        self._send(200, ENCODER.encode(body), JSON_TYPE)
+
+    def _context(self, table: EntityTable, select: tuple[str, ...]) -> str:
+        suffix = f"({','.join(select)})" if select else ""
+        return (
+            f"{self.sandbox.base_url}{self._svc_path()}/$metadata#{table.entity_set.name}{suffix}"
+        )
+
+    def _get_one(self, table: EntityTable, key: tuple) -> None:
+        row = table.rows.get(key)
+        if row is None:
+            raise HttpError(404, "NOT_FOUND", "The requested record does not exist.")
+        self._entity(200, table, row)
+
+    def _entity(self, status: int, table: EntityTable, row: msgspec.Struct) -> None:
+        body = msgspec.structs.asdict(row)
+        etag = body.pop("odata_etag")
+        payload = {
+            "@odata.context": self._context(table, ()) + "/$entity",
+            "@odata.etag": etag,
+            **body,
+        }
+        self._send(status, ENCODER.encode(payload), JSON_TYPE, (("ETag", etag),))
+
+    # writes --------------------------------------------------------------------------------------
+
+    def _patch(self, table: EntityTable, key: tuple) -> None:
+        try:
+            values = msgspec.json.decode(self._body() or b"{}", float_hook=Decimal)
+        except msgspec.DecodeError as exc:
+            raise HttpError(
+                400, "ODP_BAD_REQUEST", f"The request body is not valid JSON: {exc}"
+            ) from exc
+        if not isinstance(values, dict):
+            raise HttpError(400, "ODP_BAD_REQUEST", "The request body must be a JSON object.")
+        with self.sandbox.store.lock:
+            current = table.rows.get(key)
+            self._check_if_match(table, current)
+            merged = (
+                table.as_dict(current)
+                if current is not None
+                else dict(zip(table.entity.keys, key, strict=True))
+            )
+            for name, value in values.items():
+                if name.startswith("@"):
+                    continue
+                prop = table.entity.prop(name)
+                if prop is None:
+                    raise HttpError(
+                        400,
+                        "ODP_BAD_REQUEST",
+                        f"The property '{name}' does not exist on type "
+                        f"'{table.namespace}.{table.entity.name}'.",
+                    )
+                converted = convert(prop, value)
+                if name in table.entity.keys and converted != merged[name]:
+                    raise HttpError(
+                        400, "ODP_BAD_REQUEST", f"Key property '{name}' cannot be changed."
+                    )
+                merged[name] = converted
+            now = datetime.now(UTC).replace(microsecond=0)
+            if table.entity.prop("LastModified") is not None:
+                merged["LastModified"] = now
+            row = table.put(merged, now)
+        self._entity(200 if current is not None else 201, table, row)
+
+    def _delete(self, table: EntityTable, key: tuple) -> None:
+        with self.sandbox.store.lock:
+            current = table.rows.get(key)
+            if current is None:
+                raise HttpError(404, "NOT_FOUND", "The requested record does not exist.")
+            self._check_if_match(table, current)
+            table.delete(key)
+        self._send(204, b"", JSON_TYPE)
+
+    def _check_if_match(self, table: EntityTable, current: msgspec.Struct | None) -> None:
+        if_match = self.headers.get("If-Match")
+        if if_match is None or if_match == "*":
+            return
+        if current is None:
+            raise HttpError(404, "NOT_FOUND", "The requested record does not exist.")
+        if if_match != current.odata_etag:  # type: ignore[attr-defined]
+            raise HttpError(
+                412,
+                "ODP_PRECONDITION_FAILED",
+                "The record has been modified by another user. Refresh and try again.",
+            )
+
+    def _not_allowed(self, table: EntityTable, key: tuple) -> None:
+        raise HttpError(405, "METHOD_NOT_ALLOWED", f"{self.command} is not allowed here.")
+
+    # plumbing ------------------------------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json(
+        self,
+        status: int,
+        body: object,
+        headers: tuple[tuple[str, str], ...] = (),
+        content_type: str = JSON_TYPE,
+    ) -> None:
+        self._send(status, ENCODER.encode(body), content_type, headers)
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("OData-Version", "4.0")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+QUERY_OPTIONS = {"$filter", "$orderby", "$select", "$top", "$skip", "$count", "$format"}
+
+
+def collect(
+    rows: list, start: int, predicate: object, skip: int, limit: int | None, want_count: bool
+) -> tuple[list, bool, int | None]:
+    """Matches from `start`: the page after `skip` up to `limit`, whether more follow, the count."""
+    page: list = []
+    skipped = 0
+    total = 0
+    more = False
+    for index in range(start, len(rows)):
+        row = rows[index]
+        if predicate is not None and not predicate(row):  # type: ignore[operator]
+            continue
+        total += 1
+        if skipped < skip:
+            skipped += 1
+            continue
+        if limit is None or len(page) < limit:
+            page.append(row)
+            continue
+        more = True
+        if not want_count:
+            break
+    return page, more, total if want_count else None
+
+
+def parse_key(table: EntityTable, text: str) -> tuple:
+    """`Company='US01',Account='1010'` (or a lone `'P1'` for single keys) -> key tuple."""
+    values: dict[str, str] = {}
+    pos = 0
+    while pos < len(text):
+        match = KEY_PART.match(text, pos)
+        if match is None or match.end() == pos:
+            raise HttpError(400, "ODP_BAD_REQUEST", f"Invalid key predicate '({text})'.")
+        name = match.group("name") or (table.entity.keys[0] if len(table.entity.keys) == 1 else "")
+        values[name] = match.group("value").strip()
+        pos = match.end()
+    if set(values) != set(table.entity.keys):
+        raise HttpError(
+            400,
+            "ODP_BAD_REQUEST",
+            f"The key predicate must name {', '.join(table.entity.keys)}.",
+        )
+    return tuple(_key_value(table.entity.prop(k), values[k]) for k in table.entity.keys)  # type: ignore[arg-type]
+
+
+def _key_value(prop: Prop, text: str) -> object:
+    if text.startswith("'"):
+        return convert(prop, text[1:-1].replace("''", "'"))
+    return convert(prop, Decimal(text) if prop.type == DECIMAL else int(text))
+
+
+def convert(prop: Prop, value: object) -> object:
+    """A JSON value as the Python value stored for the property, or IFS's 400."""
+    if value is None:
+        if not prop.nullable:
+            raise HttpError(400, "ODP_BAD_REQUEST", f"'{prop.name}' is mandatory.")
+        return None
+    try:
+        if prop.is_enum or prop.type == STRING:
+            if not isinstance(value, str):
+                raise TypeError
+            if prop.max_length is not None and len(value) > prop.max_length:
+                raise HttpError(
+                    400,
+                    "ODP_BAD_REQUEST",
+                    f"The value of '{prop.name}' is longer than {prop.max_length} characters.",
+                )
+            return value
+        if (
+            prop.type == DECIMAL
+            and isinstance(value, (int, Decimal))
+            and not isinstance(value, bool)
+        ):
+            return Decimal(value)
+        if prop.type == INT and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if prop.type == BOOLEAN and isinstance(value, bool):
+            return value
+        if prop.type == DATE and isinstance(value, str):
+            return date.fromisoformat(value)
+        if prop.type == TIMESTAMP and isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        pass
+    except TypeError:
+        pass
+    raise HttpError(400, "ODP_BAD_REQUEST", f"Invalid value for '{prop.name}' of type {prop.type}.")
