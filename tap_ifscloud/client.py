@@ -1,0 +1,260 @@
+"""The IFS stream: one partition per company, key-set paging, etag columns.
+
+Rows are read in ascending (replication field, keys) order and each page asks
+for the rows strictly after the last row seen, so inserts, updates and deletes
+between pages can neither skip nor repeat a row the way `$skip` paging does
+(SPEC §4.3). A server that pages by itself (`@odata.nextLink`) is followed to
+the end of its chain before the next key-set page.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
+
+from singer_sdk import RESTStream
+from singer_sdk.helpers._catalog import pop_deselected_record_properties
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import RecordMessage
+
+from tap_ifscloud import odata
+from tap_ifscloud.catalogue import FULL_TABLE, WINDOW, StreamDefinition
+from tap_ifscloud.errors import IFSResponseError
+from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
+from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, build_layout
+
+if t.TYPE_CHECKING:
+    from tap_ifscloud.api import IFSApi
+    from tap_ifscloud.tap import TapIFSCloud
+
+NEXT_LINK = "@odata.nextLink"
+
+
+class IFSStream(RESTStream):
+    """A stream over one IFS entity set (or one per code part), per company."""
+
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # JSON is decoded to final types
+    _LOG_REQUEST_METRICS = False
+
+    def __init__(self, tap: TapIFSCloud, definition: StreamDefinition, layout: StreamLayout):
+        self.definition = definition
+        self.layout = layout
+        self._ifs_tap = tap
+        super().__init__(tap=tap, name=definition.name, schema=layout.schema)
+        self.primary_keys = layout.key_properties
+        self.replication_key = layout.replication_key
+        self._live_layout: StreamLayout | None = None
+
+    # -- SDK hooks -------------------------------------------------------------------
+
+    @property
+    def url_base(self) -> str:
+        return self.api.connection.projection_url(self.definition.projection)
+
+    @property
+    def api(self) -> IFSApi:
+        return self._ifs_tap.api
+
+    @property
+    def authenticator(self):
+        return self.api.tokens
+
+    @property
+    def partitions(self) -> list[dict] | None:
+        return [{self.definition.partition_field: c} for c in self._ifs_tap.companies]
+
+    @property
+    def is_sorted(self) -> bool:
+        return self.definition.is_incremental
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        return self.definition.replication_mode == FULL_TABLE
+
+    def compare_start_date(self, value: str, start_date_value: str) -> str:
+        """The later of bookmark and start_date (for dates as well as timestamps)."""
+        return max(value, start_date_value, key=odata.parse_timestamp)
+
+    def get_url_params(self, context, next_page_token):
+        raise NotImplementedError("IFSStream builds its own queries (see pages())")
+
+    def parse_response(self, response):
+        yield from response.json().get("value", [])
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get_records(self, context: dict | None) -> t.Iterable[dict[str, t.Any]]:
+        layout = self.live_layout()
+        company = (context or {}).get(self.definition.partition_field)
+        since = self._since(context)
+        wanted = self._wanted_columns()
+        for read in layout.reads:
+            yield from self._read_entity_set(read, company, since, wanted)
+        if (
+            self.emit_activate_version_messages
+            and self._stream_version is not None
+            and context == (self.partitions or [None])[-1]
+        ):
+            # Emitted again after the last row, so a target drops rows IFS no longer has.
+            self._write_activate_version_message(self._stream_version)
+
+    def live_layout(self) -> StreamLayout:
+        """The layout checked against the system's `$metadata` (once per run)."""
+        if self._live_layout is None:
+            metadata = self.api.metadata(self.definition.projection)
+            self._live_layout = build_layout(self.definition, metadata.entity_sets)
+        return self._live_layout
+
+    def _wanted_columns(self) -> set[str] | None:
+        """Columns to request: the catalog's selected ones, or all when nothing is deselected."""
+        properties = self.effective_schema.get("properties", {})
+        mask = self.mask
+        wanted = {name for name in properties if mask.get(("properties", name), True)}
+        if wanted == set(self.layout.schema["properties"]):
+            return None
+        return wanted
+
+    def _since(self, context: dict | None) -> t.Any:
+        """Lower bound for the replication field: bookmark (or start_date) minus lookback."""
+        if not self.definition.is_incremental:
+            return None
+        start = self.get_starting_replication_key_value(context)
+        if not start:
+            return None
+        config = self.config
+        if self.definition.replication_mode == WINDOW:
+            days = int(config.get("lookback_days") or 0)
+            minutes = int(config.get("lookback_minutes") or 0)
+            days += -(-minutes // (24 * 60))  # a business date moves in whole days
+            return odata.as_date(start) - timedelta(days=days)
+        lookback = timedelta(
+            days=int(config.get("lookback_days") or 0),
+            minutes=int(config.get("lookback_minutes") or 0),
+        )
+        return odata.parse_timestamp(start) - lookback
+
+    def base_filter(self, read: EntityRead, company: str | None, since: t.Any) -> str:
+        clauses: list[str | None] = []
+        if company is not None:
+            clauses.append(odata.eq(self.definition.partition_field, company, odata.STRING))
+        clauses.append(self.definition.filter)
+        if since is not None and self.definition.replication_key:
+            clauses.append(
+                odata.ge(
+                    self.definition.replication_key,
+                    _bound(since, read.replication_kind),
+                    read.replication_kind or odata.TIMESTAMP,
+                )
+            )
+        return odata.and_all(clauses)
+
+    def _read_entity_set(
+        self,
+        read: EntityRead,
+        company: str | None,
+        since: t.Any,
+        wanted: set[str] | None,
+        *,
+        page_size: int | None = None,
+        max_pages: int | None = None,
+    ) -> t.Iterator[dict[str, t.Any]]:
+        """Rows of one entity set for one company, page by page (see module docstring)."""
+        url = f"{self.url_base}/{read.entity_set}"
+        page_size = page_size or int(self.config.get("page_size") or 5000)
+        pages = 0
+        base = self.base_filter(read, company, since)
+        order_names = [name for name, _ in read.order_fields]
+        params = {
+            "$select": ",".join(read.select(wanted)),
+            "$orderby": odata.order_by(order_names),
+            "$top": str(page_size),
+        }
+        position: tuple | None = None
+        next_link: str | None = None
+        rows_in_chunk = 0
+        while True:
+            if next_link:
+                body = self.api.get_json(next_link)
+            else:
+                keyset = odata.after(read.order_fields, position) if position else None
+                body = self.api.get_json(
+                    url, {"$filter": odata.and_all([base, keyset]) or None, **params}
+                )
+                rows_in_chunk = 0
+            pages += 1
+            rows = body.get("value")
+            if not isinstance(rows, list):
+                raise IFSResponseError(f"IFS answered {url} without an OData 'value' list of rows")
+            if next_link and position is not None and rows:
+                rows = _after_position(rows, order_names, position)
+            rows_in_chunk += len(rows)
+            yield from self._records(rows, read)
+            if rows:
+                last = rows[-1]
+                position = tuple(last.get(name) for name in order_names)
+            next_link = body.get(NEXT_LINK)
+            if max_pages is not None and pages >= max_pages:
+                return
+            if next_link:
+                continue
+            if rows_in_chunk < page_size:
+                return
+
+    def _records(self, rows: list[dict], read: EntityRead) -> t.Iterator[dict[str, t.Any]]:
+        rename = read.rename
+        code_part = read.code_part
+        for row in rows:
+            etag = row.pop(ETAG_ANNOTATION, None)
+            if rename:
+                row = {rename.get(k, k): v for k, v in row.items()}
+                row[CODE_PART_COLUMN] = code_part
+            row[ETAG_COLUMN] = etag
+            row[OBJVERSION_COLUMN] = decode_objversion(etag)
+            yield row
+
+    # -- output ----------------------------------------------------------------------
+
+    @cached_property
+    def _nothing_deselected(self) -> bool:
+        return self._wanted_columns() is None
+
+    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
+        """The SDK's record path without per-record work this data does not need:
+        rows arrive typed and already restricted to the selected columns."""
+        if not self._nothing_deselected:
+            pop_deselected_record_properties(record, self.schema, self.mask)
+        extracted = datetime.now(timezone.utc)
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=extracted,
+                )
+
+
+def _bound(since: t.Any, kind: str | None) -> t.Any:
+    if kind == odata.DATE:
+        return (
+            since
+            if isinstance(since, date) and not isinstance(since, datetime)
+            else odata.as_date(since)
+        )
+    return since
+
+
+def _sort_key(values: t.Sequence[t.Any]) -> tuple:
+    return tuple((v is not None, v) for v in values)
+
+
+def _after_position(rows: list[dict], names: list[str], position: tuple) -> list[dict]:
+    """Rows of a server-driven page that lie after the last row already emitted
+    (a `$skip`-based nextLink repeats rows when earlier rows were inserted)."""
+    floor = _sort_key(position)
+    first = rows[0]
+    if _sort_key([first.get(n) for n in names]) > floor:
+        return rows
+    return [r for r in rows if _sort_key([r.get(n) for n in names]) > floor]
