@@ -1,0 +1,260 @@
+"""End-to-end syncs against the IFS Cloud sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from urllib.parse import unquote
+
+import pytest
+
+from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.etag import decode_objversion
+
+from .conftest import (
+    COMPANIES,
+    by_key,
+    expected_records,
+    run_tap,
+    running_sandbox,
+    sandbox_rows,
+    tap_config,
+)
+
+STREAM_NAMES = [d.name for d in BUILTIN_STREAMS]
+KEYS = {d.name: list(d.key_properties) for d in BUILTIN_STREAMS}
+
+
+def assert_same_rows(run_records: list[dict], expected: dict[tuple, dict], keys: list[str]) -> None:
+    got = by_key(run_records, keys)
+    assert len(got) == len(run_records), "a row was emitted twice"
+    missing, extra = set(expected) - set(got), set(got) - set(expected)
+    assert not missing, f"missing {sorted(missing)[:5]}"
+    assert not extra, f"extra {sorted(extra)[:5]}"
+    for key, row in expected.items():
+        record = dict(got[key])
+        assert record.pop("_ifs_objversion") == decode_objversion(row["_ifs_etag"])
+        assert record == row, key
+
+
+def test_full_sync_returns_exactly_the_sandbox_rows(shared_sandbox):
+    run = run_tap(tap_config(shared_sandbox, page_size=37))
+    for name in STREAM_NAMES:
+        expected = expected_records(shared_sandbox, name, COMPANIES)
+        assert expected, f"sandbox has no rows for {name}"
+        assert_same_rows(run.records(name), expected, KEYS[name])
+
+
+def test_amounts_are_exact_decimals_to_the_last_digit(shared_sandbox):
+    run = run_tap(tap_config(shared_sandbox, companies=["US01"]), catalog=None)
+    amounts = [r["Amount"] for r in run.records("voucher_rows")]
+    assert all(isinstance(a, Decimal) for a in amounts)
+    # values with more significant digits than a float carries survive unchanged
+    long_ones = [a for a in amounts if len(a.as_tuple().digits) > 15]
+    expected = {
+        (r["Company"], r["VoucherType"], r["AccountingYear"], r["VoucherNo"], r["RowNo"]): r[
+            "Amount"
+        ]
+        for r in sandbox_rows(shared_sandbox, "VoucherRowsAnalysis", "VoucherRowSet")
+        if r["Company"] == "US01"
+    }
+    assert long_ones, "the sandbox should serve amounts beyond float precision"
+    got = {
+        (r["Company"], r["VoucherType"], r["AccountingYear"], r["VoucherNo"], r["RowNo"]): r[
+            "Amount"
+        ]
+        for r in run.records("voucher_rows")
+    }
+    assert got == expected
+    # and vouchers balance exactly, as they do in IFS
+    assert sum(r["DebetAmount"] or 0 for r in run.records("voucher_rows")) == sum(
+        r["CreditAmount"] or 0 for r in run.records("voucher_rows")
+    )
+
+
+def test_state_is_partitioned_by_company_and_full_table_streams_activate_versions(shared_sandbox):
+    run = run_tap(tap_config(shared_sandbox))
+    bookmarks = run.final_state["bookmarks"]
+    partitions = bookmarks["supplier_invoices"]["partitions"]
+    assert [p["context"] for p in partitions] == [{"Company": c} for c in COMPANIES]
+    for partition in partitions:
+        company = partition["context"]["Company"]
+        newest = max(
+            r["LastModified"]
+            for r in sandbox_rows(
+                shared_sandbox, "ManualSupplierInvoiceHandling", "ManSuppInvoiceSet"
+            )
+            if r["Company"] == company
+        )
+        assert partition["replication_key_value"] == newest
+    types = run.types("gl_accounts")
+    assert types[1] == "ACTIVATE_VERSION"
+    assert types[-1] == "ACTIVATE_VERSION"
+    versions = {
+        r["version"]
+        for r in run.messages
+        if r.get("stream") == "gl_accounts" and r["type"] == "RECORD"
+    }
+    assert len(versions) == 1
+
+
+def test_second_run_with_state_returns_only_changed_rows_plus_lookback():
+    with running_sandbox(companies=("US01", "DE01")) as sandbox:
+        config = tap_config(sandbox, lookback_minutes=0)
+        first = run_tap(config)
+        state = first.final_state
+
+        # nothing changed: incremental streams re-read only rows at the bookmark instant,
+        # the window stream only the bookmark day
+        quiet = run_tap(config, state=state)
+        for name in ("supplier_invoices", "purchase_orders", "customer_orders"):
+            marks = {
+                p["context"]["Company"]: p["replication_key_value"]
+                for p in state["bookmarks"][name]["partitions"]
+            }
+            records = quiet.records(name)
+            assert all(r["LastModified"] == marks[r["Company"]] for r in records), name
+            assert len(records) < len(first.records(name)) / 5
+        days = {
+            p["context"]["Company"]: p["replication_key_value"]
+            for p in state["bookmarks"]["voucher_rows"]["partitions"]
+        }
+        assert {(r["Company"], r["EntryDate"]) for r in quiet.records("voucher_rows")} <= set(
+            days.items()
+        )
+
+        # a few changes: exactly those rows (plus the unchanged bookmark-instant rows) come back
+        sandbox.update_config(mutations_per_request=1)
+        sandbox.tick()
+        sandbox.tick()
+        sandbox.tick()
+        sandbox.update_config(mutations_per_request=0)
+        changed = {
+            (entity_set, key) for action, entity_set, key in sandbox.clock.log if action != "delete"
+        }
+        second = run_tap(config, state=state)
+        invoices = by_key(second.records("supplier_invoices"), KEYS["supplier_invoices"])
+        for entity_set, key in changed:
+            if entity_set == "ManSuppInvoiceSet" and key[0] in ("US01", "DE01"):
+                assert key in invoices
+        expected_invoices = expected_records(sandbox, "supplier_invoices", ("US01", "DE01"))
+        for key, record in invoices.items():
+            assert record["_ifs_etag"] == expected_invoices[key]["_ifs_etag"]
+
+        # a 30-day lookback on the window stream re-reads exactly the 30 days before the bookmark
+        wider = run_tap(tap_config(sandbox, lookback_days=30), state=state)
+        since = {c: date.fromisoformat(d) - timedelta(days=30) for c, d in days.items()}
+        expected = {
+            key
+            for key, row in expected_records(sandbox, "voucher_rows", ("US01", "DE01")).items()
+            if date.fromisoformat(row["EntryDate"]) >= since[row["Company"]]
+        }
+        got = set(by_key(wider.records("voucher_rows"), KEYS["voucher_rows"]))
+        assert got == expected
+        assert len(got) > len(quiet.records("voucher_rows"))
+
+
+def test_mutations_between_pages_leave_nothing_missing_or_stale():
+    """Inserts, updates and deletes land between the tap's pages; after a follow-up
+    incremental run the merged result equals the sandbox's final data."""
+    companies = ("US01", "DE01")
+    with running_sandbox(companies=companies, voucher_rows_per_company=150) as sandbox:
+        config = tap_config(sandbox, page_size=10)
+        sandbox.update_config(mutations_per_request=3)
+        first = run_tap(config)
+        sandbox.update_config(mutations_per_request=0)
+        assert any(a == "delete" for a, _, _ in sandbox.clock.log)
+        assert any(a == "update" for a, _, _ in sandbox.clock.log)
+        second = run_tap(config, state=first.final_state)
+
+        for name in STREAM_NAMES:
+            keys = KEYS[name]
+            definition = next(d for d in BUILTIN_STREAMS if d.name == name)
+            if definition.is_incremental:
+                merged = by_key(first.records(name), keys)
+                merged.update(by_key(second.records(name), keys))  # later versions win
+            else:
+                merged = by_key(second.records(name), keys)  # ACTIVATE_VERSION: last full read
+            expected = expected_records(sandbox, name, companies)
+            assert set(merged) == set(expected), name
+            stale = [k for k, row in expected.items() if merged[k]["_ifs_etag"] != row["_ifs_etag"]]
+            assert not stale, f"{name}: stale rows {stale[:5]}"
+
+
+def test_server_driven_paging_is_followed_to_the_end():
+    with running_sandbox(companies=("US01",), server_page_size=7) as sandbox:
+        run = run_tap(tap_config(sandbox, page_size=25))
+        expected = expected_records(sandbox, "voucher_rows", ("US01",))
+        assert_same_rows(run.records("voucher_rows"), expected, KEYS["voucher_rows"])
+        assert any("$skip=" in unquote(path) for _, path, _ in sandbox.request_log)
+
+
+def test_sync_survives_short_tokens_throttling_and_server_errors(caplog):
+    with running_sandbox(
+        companies=("US01", "DE01"),
+        voucher_rows_per_company=60,
+        token_lifetime=3.0,
+        rate_429=0.2,
+        rate_5xx=0.05,
+        retry_after="mixed",
+        retry_after_seconds=0,
+        latency_ms=25,  # so the run outlives its 3-second tokens
+    ) as sandbox:
+        config = tap_config(sandbox, page_size=15, max_backoff_seconds=0.05, max_retries=12)
+        caplog.set_level(logging.INFO)
+        started = time.monotonic()
+        run = run_tap(config)
+        assert time.monotonic() - started > 3.5
+        sandbox.update_config(rate_429=0.0, rate_5xx=0.0)
+        for name in STREAM_NAMES:
+            expected = expected_records(sandbox, name, ("US01", "DE01"))
+            assert_same_rows(run.records(name), expected, KEYS[name])
+        statuses = [status for _, _, status in sandbox.request_log]
+        assert statuses.count(429) > 5
+        assert any(s in (502, 503, 504) for s in statuses)
+        log = caplog.text
+        assert "backing off" in log
+        assert log.count("Obtained IFS access token") >= 2
+        assert sandbox.config.client_secret not in log
+        issued = list(sandbox.tokens._tokens)  # the sandbox's record of the tokens it issued
+        assert len(issued) >= 2
+        assert not [t for t in issued if t in log]
+        assert "Bearer " not in log
+
+
+@pytest.mark.parametrize("mode", ["full_table", "incremental"])
+def test_overrides_change_mode_and_filter(shared_sandbox, mode):
+    config = tap_config(
+        shared_sandbox,
+        companies=["US01"],
+        stream_overrides={
+            "customer_orders": {"replication_mode": mode, "filter": "Objstate eq 'Released'"},
+        },
+    )
+    run = run_tap(config)
+    records = run.records("customer_orders")
+    expected = [
+        r
+        for r in sandbox_rows(shared_sandbox, "CustomerOrderHandling", "CustomerOrderSet")
+        if r["Company"] == "US01" and r["Objstate"] == "Released"
+    ]
+    assert records
+    assert {r["OrderNo"] for r in records} == {r["OrderNo"] for r in expected}
+    assert ("ACTIVATE_VERSION" in run.types("customer_orders")) == (mode == "full_table")
+
+
+def test_a_token_rejected_with_401_is_replaced_and_the_request_retried(shared_sandbox, caplog):
+    from tap_ifscloud.tap import TapIFSCloud
+
+    tap = TapIFSCloud(config=tap_config(shared_sandbox, companies=["US01"]))
+    stream = tap.streams["gl_accounts"]
+    first_token = tap.api.tokens.token()
+    shared_sandbox.tokens._tokens.pop(first_token)  # IFS IAM revokes it: the next call gets 401
+    caplog.set_level(logging.INFO)
+    rows = list(stream.get_records({"Company": "US01"}))
+    assert rows
+    assert tap.api.tokens.token() != first_token
+    assert "401 Unauthorized, refreshed credentials" in caplog.text
+    assert first_token not in caplog.text
