@@ -1,0 +1,476 @@
+"""One sink per stream: typed decoding, rejects, batching and the committed merge.
+
+The hot path (`add`) does one C-level decode per record into the stream's Struct
+and appends a tuple; everything else (dedupe, staging, merge, audit) happens once
+per batch in `commit`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+import typing as t
+import uuid
+from dataclasses import dataclass
+
+import msgspec
+from singer_sdk.exceptions import MissingKeyPropertiesError
+from singer_sdk.sinks import BatchSink
+
+from target_looker import naming
+from target_looker.audit import BatchAudit, Reject, now
+from target_looker.columns import BIGINT, TEXT, TIMESTAMPTZ, Column, property_type, record_struct
+from target_looker.merge import deduplicate
+from target_looker.reader import RecordEnvelope, decode_generic
+from target_looker.warehouse.base import (
+    APPEND_ONLY,
+    OVERWRITE,
+    UPSERT,
+    VERSION_COLUMN,
+    Batch,
+    MergeCounts,
+    TableRef,
+    Warehouse,
+    WarehouseError,
+)
+
+if t.TYPE_CHECKING:
+    from target_looker.target import TargetLooker
+
+# Metadata columns on every table. The record may supply the first three itself.
+RECORD_SUPPLIED: dict[str, tuple[Column, t.Any]] = {
+    "_sdc_deleted_at": (Column("_sdc_deleted_at", TIMESTAMPTZ), datetime.datetime),
+    "_ifs_etag": (Column("_ifs_etag", TEXT), str),
+    "_ifs_objversion": (Column(VERSION_COLUMN, TEXT), str),
+}
+# Set by the target per record, in the order `add` appends them.
+PER_RECORD = (
+    Column("_sdc_extracted_at", TIMESTAMPTZ),
+    Column("_sdc_received_at", TIMESTAMPTZ),
+    Column("_sdc_sequence", BIGINT),
+    Column("_sdc_table_version", BIGINT),
+)
+# Set by the target per batch.
+PER_BATCH = (
+    Column("_sdc_batched_at", TIMESTAMPTZ),
+    Column("_load_run_id", TEXT),
+    Column("_load_batch_id", TEXT),
+)
+METADATA_ORDER = (
+    "_sdc_extracted_at",
+    "_sdc_received_at",
+    "_sdc_batched_at",
+    "_sdc_deleted_at",
+    "_sdc_sequence",
+    "_sdc_table_version",
+    "_ifs_etag",
+    "_ifs_objversion",
+    "_load_run_id",
+    "_load_batch_id",
+)
+
+_encode = msgspec.json.Encoder(decimal_format="number").encode
+_UTC = datetime.timezone.utc
+
+
+@dataclass
+class TablePlan:
+    """How one stream's records become rows of one table."""
+
+    table: TableRef
+    struct: type[msgspec.Struct]
+    row_width: int  # leading Struct fields that are columns (the rest are ignored)
+    columns: list[Column]  # in row order: record columns, per-record, per-batch, absent
+    table_columns: list[Column]  # in table order: data columns, then metadata
+    keys: list[str]  # column names
+    key_properties: list[str]
+    properties: set[str]
+    absent_supplied: int  # record-suppliable metadata columns the schema lacks (NULL)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def plan_table(
+    stream: str,
+    schema: dict,
+    key_properties: t.Sequence[str],
+    *,
+    target_schema: str,
+    column_naming: str,
+    warehouse: Warehouse,
+) -> TablePlan:
+    """Work out columns, types and the record decoder for a stream's SCHEMA."""
+    context = f"stream {stream!r}"
+    properties: dict[str, dict] = schema.get("properties") or {}
+    missing = [k for k in key_properties if k not in properties]
+    if missing:
+        raise WarehouseError(f"{context}: key properties {missing} are not in its schema")
+    table_name = naming.convert(stream, column_naming)
+    naming.check_length(table_name, warehouse.max_identifier_bytes, context=context)
+    mapping = naming.column_names(
+        properties,
+        column_naming,
+        context=context,
+        case_insensitive=warehouse.case_insensitive_identifiers,
+        max_bytes=warehouse.max_identifier_bytes,
+    )
+    required = set(schema.get("required") or ()) | set(key_properties)
+    data, supplied, ignored = [], {}, []
+    for prop, prop_schema in properties.items():
+        column = mapping[prop]
+        if column in RECORD_SUPPLIED:
+            supplied[column] = prop
+        elif column in METADATA_ORDER:
+            ignored.append(prop)  # target-owned metadata: the target sets it
+        else:
+            sql_type, decode_type = property_type(
+                prop_schema if isinstance(prop_schema, dict) else {}
+            )
+            is_key = prop in key_properties
+            data.append((prop, column, sql_type, decode_type, is_key))
+    fields = [
+        (prop, decode_type if is_key else decode_type | None, prop in required)
+        for prop, _, _, decode_type, is_key in data
+    ]
+    columns = [
+        Column(column, sql_type, source=prop, nullable=not is_key)
+        for prop, column, sql_type, _, is_key in data
+    ]
+    for column_name in RECORD_SUPPLIED:
+        if column_name in supplied:
+            prop = supplied[column_name]
+            col, decode_type = RECORD_SUPPLIED[column_name]
+            fields.append((prop, decode_type | None, prop in required))
+            columns.append(Column(col.name, col.sql_type, source=prop))
+    row_width = len(fields)
+    fields += [(prop, t.Any, False) for prop in ignored]
+    absent = [RECORD_SUPPLIED[c][0] for c in RECORD_SUPPLIED if c not in supplied]
+    columns += [*PER_RECORD, *PER_BATCH, *absent]
+    by_name = {c.name: c for c in columns}
+    table_columns = [c for c in columns if c.name not in METADATA_ORDER]
+    table_columns += [by_name[name] for name in METADATA_ORDER]
+    return TablePlan(
+        table=TableRef(target_schema, table_name),
+        struct=record_struct(stream, fields),
+        row_width=row_width,
+        columns=columns,
+        table_columns=table_columns,
+        keys=[mapping[k] for k in key_properties],
+        key_properties=list(key_properties),
+        properties=set(properties),
+        absent_supplied=len(absent),
+    )
+
+
+def ensure_table(warehouse: Warehouse, plan: TablePlan, load_method: str) -> None:
+    """Create the table, or evolve it: add new columns, widen safely, refuse the rest."""
+    table = plan.table
+    warehouse.ensure_schema(table.schema)
+    existing = warehouse.existing_columns(table)
+    keys = plan.keys if load_method != APPEND_ONLY else []
+    if existing is None:
+        warehouse.create_table(table, plan.table_columns, keys)
+        return
+    if keys:
+        current_key = warehouse.primary_key(table)
+        if current_key != keys:
+            raise WarehouseError(
+                f"table {warehouse.qualified(table)} has primary key {current_key or 'none'} "
+                f"but the stream's key properties map to {keys}; a key change needs a new "
+                f"table (drop or rename the old one) or load_method='append-only'"
+            )
+    existing_by_fold = {
+        (n.casefold() if warehouse.case_insensitive_identifiers else n): n for n in existing
+    }
+    for column in plan.table_columns:
+        folded = column.name.casefold() if warehouse.case_insensitive_identifiers else column.name
+        current_name = existing_by_fold.get(folded)
+        if current_name is None:
+            warehouse.add_column(table, column)
+            continue
+        current = existing[current_name]
+        target_type = warehouse.widened(current, column.sql_type)
+        if target_type is None:
+            raise WarehouseError(
+                f"column {column.name!r} of {warehouse.qualified(table)} is "
+                f"{current.describe()} but the stream's schema now makes it "
+                f"{column.sql_type.describe()}; only widening (longer VARCHAR, VARCHAR to "
+                f"TEXT, BIGINT to NUMERIC) is automatic. Change the column by hand or load "
+                f"into a new table."
+            )
+        if target_type != warehouse.effective_type(current):
+            warehouse.alter_type(table, current_name, target_type)
+
+
+class LookerSink(BatchSink):
+    """Buffers one stream's records and commits them as audited, merged batches."""
+
+    target: TargetLooker
+
+    def __init__(self, target: TargetLooker, stream_name: str, schema: dict, key_properties):
+        self.target = target
+        super().__init__(target, stream_name, schema, key_properties)
+        self._reset_batch()
+
+    def get_validator(self) -> None:
+        return None  # validation is the typed decode in `add`
+
+    # Setup --------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        target = self.target
+        warehouse = target.warehouse
+        self.plan = plan_table(
+            self.stream_name,
+            self.original_schema,
+            self.key_properties,
+            target_schema=target.target_schema,
+            column_naming=target.config.get("column_naming", naming.SNAKE_CASE),
+            warehouse=warehouse,
+        )
+        self.load_method = target.config.get("load_method") or UPSERT
+        ensure_table(warehouse, self.plan, self.load_method)
+        target.audit.record_stream(
+            self.stream_name,
+            self.plan.table.name,
+            self.original_schema,
+            list(self.key_properties),
+            target.bookmark_properties.get(self.stream_name, []),
+        )
+        self._decode = msgspec.json.Decoder(self.plan.struct).decode
+        self._astuple = msgspec.structs.astuple
+        self._check_nul = warehouse.forbids_nul_in_text
+        self._warned_fields: set[str] = set()
+        names = self.plan.names
+        self._version_index = names.index(VERSION_COLUMN)
+        bookmarks = target.bookmark_properties.get(self.stream_name) or []
+        sources = [c.source for c in self.plan.columns]
+        self._bookmark_index = (
+            sources.index(bookmarks[0]) if bookmarks[:1] and bookmarks[0] in sources else None
+        )
+
+    # Batch state ----------------------------------------------------------------------
+
+    def _reset_batch(self) -> None:
+        self.first_seq: int | None = None
+        self._rows: list[tuple] = []
+        self._raws: list[msgspec.Raw] = []
+        self._rejects: list[Reject] = []
+        self._records_in = 0
+        self._hasher = hashlib.sha256()
+        self._batch_id: str | None = None
+        self._batch_tail: tuple = ()
+
+    @property
+    def pending(self) -> int:
+        return self._records_in
+
+    @property
+    def current_size(self) -> int:
+        return self._records_in
+
+    def _start_batch(self, seq: int) -> None:
+        self.first_seq = seq
+        self._batch_id = uuid.uuid4().hex
+        self._batch_tail = (
+            datetime.datetime.now(tz=_UTC),
+            self.target.run_id,
+            self._batch_id,
+        ) + (None,) * self.plan.absent_supplied
+
+    # Hot path -------------------------------------------------------------------------
+
+    def add(self, envelope: RecordEnvelope, seq: int) -> None:
+        """Decode one record into a row, or into a reject with the reason."""
+        if self.first_seq is None:
+            self._start_batch(seq)
+        raw = envelope.record
+        self._records_in += 1
+        self._hasher.update(raw)
+        try:
+            obj = self._decode(raw)
+        except msgspec.ValidationError as exc:
+            obj = self._recover(envelope, exc)
+            if obj is None:
+                return
+        row = self._astuple(obj)
+        if len(row) != self.plan.row_width:
+            row = row[: self.plan.row_width]
+        if self._check_nul and b"\\u0000" in bytes(raw) and _has_nul(row):
+            self._reject(
+                envelope,
+                "a text value contains a NUL (\\u0000) character, which PostgreSQL cannot store",
+            )
+            return
+        extracted = envelope.time_extracted
+        if extracted is not None:
+            extracted = _parse_time(extracted)
+        self._rows.append(
+            (
+                *row,
+                extracted,
+                datetime.datetime.now(tz=_UTC),
+                time.time_ns(),
+                envelope.version,
+                *self._batch_tail,
+            )
+        )
+        self._raws.append(raw)
+
+    def add_record(self, record: dict, envelope: RecordEnvelope, seq: int) -> None:
+        """A record already decoded (after stream maps): same checks as the raw path."""
+        raw = msgspec.Raw(_encode(record))
+        self.add(
+            RecordEnvelope(
+                "RECORD", envelope.stream, raw, envelope.time_extracted, envelope.version
+            ),
+            seq,
+        )
+
+    def _recover(self, envelope: RecordEnvelope, error: msgspec.ValidationError) -> t.Any:
+        """Slow path for a record that failed the typed decode: explain or tolerate."""
+        record = decode_generic(envelope.record)
+        if not isinstance(record, dict):
+            self._reject(envelope, f"record is not a JSON object ({error})")
+            return None
+        missing = [k for k in self.plan.key_properties if k not in record]
+        if missing:
+            raise MissingKeyPropertiesError(
+                f"stream {self.stream_name!r}: a record lacks key properties {missing} "
+                f"(key properties {self.plan.key_properties}); the tap broke the Singer "
+                f"contract, so the run stops before committing this batch"
+            )
+        unknown = [k for k in record if k not in self.plan.properties]
+        for name in unknown:
+            if name not in self._warned_fields:
+                self._warned_fields.add(name)
+                self.logger.warning(
+                    "Stream %r: field %r is not in the schema; it is not loaded",
+                    self.stream_name,
+                    name,
+                )
+            del record[name]
+        if not unknown:
+            self._reject(envelope, f"fails schema: {error}")
+            return None
+        try:
+            return msgspec.convert(record, self.plan.struct)
+        except msgspec.ValidationError as exc:
+            self._reject(envelope, f"fails schema: {exc}")
+            return None
+
+    def _reject(self, envelope: RecordEnvelope, reason: str) -> None:
+        self._rejects.append(
+            Reject(
+                stream=self.stream_name,
+                reason=reason,
+                record=bytes(envelope.record).decode("utf-8", "replace"),
+                received_at=datetime.datetime.now(tz=_UTC),
+                time_extracted=envelope.time_extracted,
+                table_version=envelope.version,
+            )
+        )
+
+    # Commit ----------------------------------------------------------------------------
+
+    def process_batch(self, context: dict) -> None:
+        """SDK hook (used by the SDK's own drain paths): commit what is buffered."""
+        self.target.commit_sink(self)
+
+    def build_batch(self, truncate_first: bool) -> tuple[Batch, int, list[int]]:
+        """The batch to load, the rows superseded inside it, and kept row positions."""
+        rows = self._rows
+        keyed = self.load_method != APPEND_ONLY and self.plan.keys
+        kept = list(range(len(rows)))
+        superseded = 0
+        if keyed:
+            names = self.plan.names
+            positions = [names.index(k) for k in self.plan.keys]
+            if len(positions) == 1:
+                p = positions[0]
+                key_of = lambda row: row[p]  # noqa: E731
+            else:
+                key_of = lambda row: tuple(row[i] for i in positions)  # noqa: E731
+            result = deduplicate(rows, key_of, self._version_index)
+            superseded = result.superseded
+            if superseded:
+                kept = result.kept
+                rows = [rows[i] for i in kept]
+        batch = Batch(
+            table=self.plan.table,
+            columns=self.plan.columns,
+            rows=rows,
+            keys=self.plan.keys if keyed else [],
+            load_method=self.load_method,
+            truncate_first=truncate_first,
+        )
+        return batch, superseded, kept
+
+    def late_rejects(self, kept: list[int], rejects: list[tuple[int, str]]) -> None:
+        """Rows the warehouse could not hold (e.g. too many decimal places for DuckDB)."""
+        for position, reason in rejects:
+            raw = self._raws[kept[position]]
+            self._reject(RecordEnvelope("RECORD", self.stream_name, raw), reason)
+
+    def batch_audit(self, counts: MergeCounts, superseded: int) -> BatchAudit:
+        low, high = self._bookmark_range()
+        counts = MergeCounts(counts.inserted, counts.updated, counts.skipped + superseded)
+        return BatchAudit(
+            run_id=self.target.run_id,
+            batch_id=t.cast("str", self._batch_id),
+            stream=self.stream_name,
+            table_name=self.plan.table.name,
+            records_in=self._records_in,
+            counts=counts,
+            rejected=len(self._rejects),
+            min_bookmark=low,
+            max_bookmark=high,
+            checksum=self._hasher.hexdigest(),
+            committed_at=now(),
+        )
+
+    def _bookmark_range(self) -> tuple[str | None, str | None]:
+        if self._bookmark_index is None:
+            return None, None
+        i = self._bookmark_index
+        values = [row[i] for row in self._rows if row[i] is not None]
+        if not values:
+            return None, None
+        try:
+            return _text(min(values)), _text(max(values))
+        except TypeError:
+            return None, None
+
+    @property
+    def rejects(self) -> list[Reject]:
+        return self._rejects
+
+    def clear(self) -> None:
+        self._reset_batch()
+
+
+def _text(value: t.Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _has_nul(row: tuple) -> bool:
+    return any(
+        ("\x00" in v)
+        if isinstance(v, str)
+        else (isinstance(v, dict | list) and b"\\u0000" in _encode(v))
+        for v in row
+    )
+
+
+def _parse_time(value: str) -> datetime.datetime | None:
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
+
+
+__all__ = ["APPEND_ONLY", "OVERWRITE", "UPSERT", "LookerSink", "ensure_table", "plan_table"]

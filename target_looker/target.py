@@ -1,0 +1,387 @@
+"""target-looker: Singer target loading IFS Cloud data into the warehouse behind Looker.
+
+STATE semantics: a STATE message is emitted only once every record received before
+it is committed, right after the batch that made it safe (not only at the end). A
+failed write raises, so the process exits non-zero without newer state, and the
+next run replays from the last committed bookmark.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import sys
+import typing as t
+import uuid
+
+import msgspec
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.target_base import Target
+
+from target_looker import naming
+from target_looker.audit import AuditLog, now
+from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
+from target_looker.sinks import LookerSink
+from target_looker.warehouse import Warehouse, default_url, open_warehouse
+from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT, MergeCounts
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+DEFAULT_SCHEMA = "ifs_cloud"
+DEFAULT_BATCH_SIZE_ROWS = 10_000
+WRITE_PATHS = ("warehouse", "looker_sql_runner")
+_encode_state = msgspec.json.Encoder(decimal_format="number").encode
+
+
+class TargetLooker(Target):
+    """Loads Singer streams into typed, keyed, audited warehouse tables for Looker."""
+
+    name = "target-looker"
+    message_reader_class = FastSingerReader
+    default_sink_class = LookerSink
+    capabilities: t.ClassVar = [
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.HARD_DELETE,
+    ]
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "warehouse_url",
+            th.StringType,
+            secret=True,
+            description=(
+                "SQLAlchemy URL of the warehouse behind the Looker connection, e.g. "
+                "postgresql://user:pw@host:5432/db (psycopg 3). Default: DuckDB file "
+                f"{default_url()!r} under the working directory."
+            ),
+        ),
+        th.Property(
+            "column_naming",
+            th.StringType,
+            default=naming.SNAKE_CASE,
+            allowed_values=list(naming.NAMING_MODES),
+            description="snake_case (VoucherNo -> voucher_no) or preserve",
+        ),
+        th.Property(
+            "default_target_schema",
+            th.StringType,
+            default=DEFAULT_SCHEMA,
+            description="Warehouse schema for data and audit tables",
+        ),
+        th.Property(
+            "load_method",
+            th.StringType,
+            default=UPSERT,
+            allowed_values=list(LOAD_METHODS),
+            description="upsert (versioned merge by key), append-only or overwrite",
+        ),
+        th.Property(
+            "write_path",
+            th.StringType,
+            default="warehouse",
+            allowed_values=list(WRITE_PATHS),
+            description="warehouse (direct) or looker_sql_runner (not yet supported)",
+        ),
+        th.Property(
+            "batch_size_rows",
+            th.IntegerType,
+            default=DEFAULT_BATCH_SIZE_ROWS,
+            description="Records per committed batch; STATE follows each commit",
+        ),
+        th.Property(
+            "hard_delete",
+            th.BooleanType,
+            default=False,
+            description="ACTIVATE_VERSION deletes rows instead of setting _sdc_deleted_at",
+        ),
+        th.Property("looker_base_url", th.StringType, description="https://acme.cloud.looker.com"),
+        th.Property("looker_client_id", th.StringType, description="Looker API 4.0 client id"),
+        th.Property("looker_client_secret", th.StringType, secret=True),
+        th.Property("looker_connection_name", th.StringType),
+        th.Property("looker_datagroups", th.ArrayType(th.StringType), description="model::name"),
+        th.Property("looker_pdts", th.ArrayType(th.StringType), description="model/view"),
+        th.Property("lookml_dir", th.StringType, description="Where to write LookML views"),
+    ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.get("write_path", "warehouse") == "looker_sql_runner":
+            raise ConfigValidationError(
+                "write_path 'looker_sql_runner' is not yet supported: use 'warehouse' "
+                "with a warehouse_url the target can reach",
+                errors=["write_path: looker_sql_runner is not yet supported"],
+            )
+        self.max_parallelism = 1
+        self.message_reader.on_error = self._on_error
+        self.run_id = f"{now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self.bookmark_properties: dict[str, list[str]] = {}
+        self._warehouse: Warehouse | None = None
+        self._audit: AuditLog | None = None
+        self._seq = 0
+        self._pending_states: list[tuple[int, dict]] = []
+        self._fast_sinks: dict[str, LookerSink] = {}
+        self._activations: dict[str, int] = {}
+        self._overwritten: set[str] = set()
+        self._finished = False
+
+    # Warehouse and audit, opened on the first SCHEMA ---------------------------------
+
+    @property
+    def target_schema(self) -> str:
+        return self.config.get("default_target_schema") or DEFAULT_SCHEMA
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            warehouse = open_warehouse(self.config.get("warehouse_url"))
+            warehouse.connect()
+            self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
+            audit = AuditLog(warehouse, self.target_schema, self.run_id)
+            audit.ensure_tables()
+            audit.start(now())
+            self._warehouse, self._audit = warehouse, audit
+        return self._warehouse
+
+    @property
+    def audit(self) -> AuditLog:
+        _ = self.warehouse
+        return t.cast("AuditLog", self._audit)
+
+    # Messages --------------------------------------------------------------------------
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        stream = message_dict.get("stream")
+        self.bookmark_properties[stream] = list(message_dict.get("bookmark_properties") or [])
+        existing = self._sinks_active.get(stream)
+        if (
+            existing is not None
+            and existing.pending
+            and (
+                existing.original_schema != message_dict.get("schema")
+                or list(existing.key_properties) != list(message_dict.get("key_properties") or [])
+            )
+        ):
+            self.commit_sink(existing)  # old-schema records go in before the table changes
+        self._fast_sinks.clear()
+        super()._process_schema_message(message_dict)
+        self._sinks_to_clear = [s for s in self._sinks_to_clear if s.pending]
+
+    def _sink_for(self, stream: str) -> LookerSink | None:
+        """The sink for records that need no stream-map transform, else None."""
+        sink = self._fast_sinks.get(stream)
+        if sink is not None:
+            return sink
+        maps = self.mapper.stream_maps.get(stream)
+        if maps is None:
+            raise RecordsWithoutSchemaException(
+                f"A record for stream {stream!r} arrived before its SCHEMA message"
+            )
+        if (
+            len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and maps[0].stream_alias == stream
+            and not maps[0].flattening_enabled
+            and stream in self._sinks_active
+        ):
+            sink = t.cast("LookerSink", self._sinks_active[stream])
+            self._fast_sinks[stream] = sink
+            return sink
+        return None
+
+    def _process_record_message(self, envelope: RecordEnvelope) -> None:  # type: ignore[override]
+        self._seq += 1
+        sink = self._sink_for(envelope.stream)
+        if sink is not None:
+            sink.add(envelope, self._seq)
+            if sink.pending >= sink.max_size:
+                self.commit_sink(sink)
+        else:
+            record = decode_generic(envelope.record)
+            for stream_map in self.mapper.stream_maps[envelope.stream]:
+                transformed = stream_map.transform(dict(record))
+                if transformed is None:
+                    continue
+                mapped = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
+                mapped.add_record(transformed, envelope, self._seq)
+                if mapped.pending >= mapped.max_size:
+                    self.commit_sink(mapped)
+        if self._seq % 1000 == 0:
+            self._handle_max_record_age()
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"value"})
+        self._pending_states.append((self._seq, message_dict["value"]))
+        position = self._safe_state_position(exclude=None)
+        if position >= 0:
+            state = self._take_states(position)
+            if self._audit is not None:
+                self._audit.record_state(state)
+            self._write_state_message(state)
+
+    def _process_activate_version_message(self, message_dict: dict) -> None:
+        if not self.config.get("process_activate_version_messages", True):
+            self.logger.warning("ACTIVATE_VERSION ignored (process_activate_version_messages off)")
+            return
+        stream, version = message_dict["stream"], int(message_dict["version"])
+        for stream_map in self.mapper.stream_maps.get(stream, []):
+            alias = stream_map.stream_alias
+            previous = self._activations.get(alias)
+            if previous is not None and previous != version:
+                self._apply_activation(alias, previous)
+            self._activations[alias] = version
+
+    def _process_batch_message(self, message_dict: dict) -> None:
+        raise NotImplementedError(
+            "BATCH messages are not supported by target-looker: run the tap without "
+            "batch_config so it sends RECORD messages"
+        )
+
+    # Committing ------------------------------------------------------------------------
+
+    def _all_sinks(self) -> list[LookerSink]:
+        return [*self._sinks_to_clear, *self._sinks_active.values()]  # type: ignore[list-item]
+
+    def _safe_state_position(self, exclude: LookerSink | None) -> int:
+        """Index of the newest pending STATE whose records are all committed (or -1).
+
+        `exclude` is a sink about to commit: its records count as committed.
+        """
+        firsts = [
+            s.first_seq for s in self._all_sinks() if s is not exclude and s.first_seq is not None
+        ]
+        low = min(firsts, default=math.inf)
+        position = -1
+        for i, (watermark, _) in enumerate(self._pending_states):
+            if watermark < low:
+                position = i
+        return position
+
+    def _take_states(self, position: int) -> dict:
+        state = self._pending_states[position][1]
+        del self._pending_states[: position + 1]
+        return state
+
+    def commit_sink(self, sink: LookerSink) -> None:
+        """Load one sink's batch in one transaction; then emit the STATE it made safe."""
+        if not sink.pending:
+            return
+        warehouse, audit = self.warehouse, self.audit
+        table = sink.plan.table
+        truncate = sink.load_method == OVERWRITE and table not in self._overwritten
+        batch, superseded, kept = sink.build_batch(truncate)
+        prepared = warehouse.prepare(batch)
+        if prepared.rejects:
+            sink.late_rejects(kept, prepared.rejects)
+        position = self._safe_state_position(exclude=sink)
+        state = self._pending_states[position][1] if position >= 0 else None
+        with warehouse.transaction():
+            counts = warehouse.merge(prepared)
+            audit.record_rejects(sink._batch_id, sink.rejects)
+            batch_audit = sink.batch_audit(counts, superseded)
+            audit.record_batch(batch_audit, state)
+        if truncate:
+            self._overwritten.add(table)
+        self.logger.info(
+            "Committed %s batch: %d records -> %d inserted, %d updated, %d skipped, %d rejected",
+            sink.stream_name,
+            batch_audit.records_in,
+            batch_audit.counts.inserted,
+            batch_audit.counts.updated,
+            batch_audit.counts.skipped,
+            batch_audit.rejected,
+        )
+        sink.clear()
+        sink.record_counter_metric.increment(batch_audit.records_in)
+        if position >= 0:
+            self._write_state_message(self._take_states(position))
+
+    def commit_all(self) -> None:
+        for sink in sorted(
+            (s for s in self._all_sinks() if s.pending), key=lambda s: s.first_seq or 0
+        ):
+            self.commit_sink(sink)
+        self._sinks_to_clear = []
+        self._reset_max_record_age()
+
+    def _apply_activation(self, stream: str, version: int) -> None:
+        sink = self._sinks_active.get(stream)
+        if sink is None:
+            return
+        self.commit_sink(t.cast("LookerSink", sink))
+        hard = bool(self.config.get("hard_delete", False))
+        with self.warehouse.transaction():
+            count = self.warehouse.retire_old_versions(
+                sink.plan.table, version, hard_delete=hard, deleted_at=now()
+            )
+        self.logger.info(
+            "ACTIVATE_VERSION %s for %s: %d older rows %s",
+            version,
+            stream,
+            count,
+            "deleted" if hard else "marked _sdc_deleted_at",
+        )
+
+    def _handle_max_record_age(self) -> None:
+        if self._max_record_age_in_minutes > self._MAX_RECORD_AGE_IN_MINUTES:
+            self.logger.info(
+                "Records older than %d minutes: committing", self._MAX_RECORD_AGE_IN_MINUTES
+            )
+            self.commit_all()
+
+    def process_endofpipe(self) -> None:
+        try:
+            if self._warehouse is None and not self._pending_states:
+                return
+            self.commit_all()
+            for stream, version in list(self._activations.items()):
+                self._apply_activation(stream, version)
+            self._activations.clear()
+            if self._pending_states:
+                state = self._take_states(len(self._pending_states) - 1)
+                self.audit.record_state(state)
+                self._write_state_message(state)
+            self.audit.finish("succeeded")
+            self._finished = True
+            for sink in self._all_sinks():
+                sink.clean_up()
+        except BaseException as exc:
+            self._on_error(exc)
+            raise
+        finally:
+            if self._warehouse is not None:
+                self._warehouse.close()
+
+    def _write_state_message(self, state: dict) -> None:
+        sys.stdout.write(_encode_state(state).decode() + "\n")
+        sys.stdout.flush()
+
+    # Failure ---------------------------------------------------------------------------
+
+    def _on_error(self, error: BaseException) -> None:
+        """Record the failed run; its uncommitted records were never acknowledged by STATE."""
+        if self._audit is None or self._finished:
+            return
+        self._finished = True
+        status = "interrupted" if isinstance(error, SystemExit | KeyboardInterrupt) else "failed"
+        try:
+            self._audit.finish(status, f"{type(error).__name__}: {error}"[:4000])
+        except Exception:  # the warehouse may be what failed
+            self.logger.exception("Could not record the failed run %s", self.run_id)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
+        self.logger.warning("Signal %d: stopping; uncommitted records will be replayed", signum)
+        raise SystemExit(128 + signum)
+
+
+def utc_now() -> datetime.datetime:
+    return now()
+
+
+__all__ = ["MergeCounts", "TargetLooker"]

@@ -1,0 +1,240 @@
+"""DuckDB warehouse (the embedded default): Arrow bulk append, then UPDATE + INSERT.
+
+Batches go in as Arrow tables (never through DuckDB's CSV sniffer, which can take
+a data row for a header). Decimal columns are DECIMAL(38, s): a value with more
+digits than the column holds is rejected here, before loading, never rounded.
+"""
+
+# SQL here is built from identifiers passed through Warehouse.quote (tested) and
+# fixed fragments; every value is a bound $n parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import decimal
+import typing as t
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from target_looker.columns import SqlType
+from target_looker.warehouse.base import (
+    APPEND_ONLY,
+    TABLE_VERSION_COLUMN,
+    VERSION_COLUMN,
+    Batch,
+    MergeCounts,
+    Prepared,
+    TableRef,
+    Warehouse,
+)
+
+PRECISION = 38
+DEFAULT_SCALE = 9
+_STAGE = "target_looker_stage"
+_json_encode = msgspec.json.Encoder(decimal_format="number").encode
+
+_TYPES = {
+    "text": "VARCHAR",
+    "bigint": "BIGINT",
+    "date": "DATE",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "time": "TIME",
+    "boolean": "BOOLEAN",
+    "json": "JSON",
+}
+_PARSED = {v: k for k, v in _TYPES.items()}
+_ARROW = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "date": pa.date32(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "time": pa.time64("us"),
+    "boolean": pa.bool_(),
+    "json": pa.string(),
+}
+
+
+def decimal_problem(value: decimal.Decimal, scale: int) -> str | None:
+    """Why `value` does not fit DECIMAL(38, scale), or None when it does."""
+    if not value.is_finite():
+        return f"{value} is not a finite number"
+    _, digits, exponent = value.as_tuple()
+    extra_places = -int(exponent) - scale
+    if extra_places > 0 and any(digits[-extra_places:]):
+        return f"{value} has more than {scale} decimal places"
+    if value.adjusted() >= PRECISION - scale:
+        return f"{value} has more than {PRECISION - scale} digits before the decimal point"
+    return None
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+    case_insensitive_identifiers = True
+
+    def __init__(self, url) -> None:
+        super().__init__(url)
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def path(self) -> str:
+        return self.url.database or ":memory:"
+
+    def connect(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(self.path)
+        self._con.execute("SET TimeZone = 'UTC'")
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self.connect()
+        return t.cast("duckdb.DuckDBPyConnection", self._con)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def execute(self, sql: str, params: Sequence[t.Any] = ()) -> int:
+        result = self.con.execute(sql, list(params) if params else None)
+        try:
+            row = result.fetchone()
+        except duckdb.InvalidInputException:
+            return -1
+        return int(row[0]) if row and isinstance(row[0], int) else -1
+
+    def fetchall(self, sql: str, params: Sequence[t.Any] = ()) -> list[tuple]:
+        return self.con.execute(sql, list(params) if params else None).fetchall()
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[t.Any]]) -> None:
+        if rows:
+            self.con.executemany(sql, [list(r) for r in rows])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.begin()
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        self.con.commit()
+
+    def effective_type(self, wanted: SqlType) -> SqlType:
+        if wanted.kind == "varchar":
+            return SqlType("text")  # DuckDB ignores VARCHAR lengths; decoding enforces them
+        if wanted.kind == "numeric":
+            return SqlType("numeric", scale=min(PRECISION, max(DEFAULT_SCALE, wanted.scale or 0)))
+        return wanted
+
+    def render_type(self, sql_type: SqlType) -> str:
+        sql_type = self.effective_type(sql_type)
+        if sql_type.kind == "numeric":
+            return f"DECIMAL({PRECISION},{sql_type.scale})"
+        return _TYPES[sql_type.kind]
+
+    def parse_type(self, data_type: str, length: int | None, scale: int | None) -> SqlType:
+        if data_type.startswith("DECIMAL"):
+            return SqlType("numeric", scale=scale)
+        return SqlType(_PARSED.get(data_type, data_type.lower()))
+
+    def is_digits(self, expression: str) -> str:
+        return f"regexp_full_match({expression}, '[0-9]+')"
+
+    def primary_key(self, table: TableRef) -> list[str]:
+        rows = self.fetchall(
+            "SELECT constraint_column_names FROM duckdb_constraints() "
+            "WHERE schema_name = $1 AND table_name = $2 AND constraint_type = 'PRIMARY KEY'",
+            (table.schema, table.name),
+        )
+        return list(rows[0][0]) if rows else []
+
+    # Loading ------------------------------------------------------------------------
+
+    def _arrow_type(self, sql_type: SqlType) -> pa.DataType:
+        effective = self.effective_type(sql_type)
+        if effective.kind == "numeric":
+            return pa.decimal128(PRECISION, effective.scale)
+        return _ARROW[effective.kind]
+
+    def prepare(self, batch: Batch) -> Prepared:
+        rows = batch.rows
+        rejects: dict[int, str] = {}
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
+        for position, column in enumerate(batch.columns):
+            if column.sql_type.kind != "numeric":
+                continue
+            arrow_type = self._arrow_type(column.sql_type)
+            try:
+                pa.array(columns[position], type=arrow_type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, decimal.InvalidOperation):
+                for i, value in enumerate(columns[position]):
+                    if value is not None and i not in rejects:
+                        problem = decimal_problem(value, arrow_type.scale)
+                        if problem:
+                            rejects[i] = f"column {column.name!r}: {problem}"
+        if rejects:
+            rows = [row for i, row in enumerate(rows) if i not in rejects]
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
+        arrays = []
+        for position, column in enumerate(batch.columns):
+            values = columns[position]
+            if column.sql_type.kind == "json":
+                values = [None if v is None else _json_encode(v).decode() for v in values]
+            arrays.append(pa.array(values, type=self._arrow_type(column.sql_type)))
+        table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+        prepared_batch = Batch(
+            batch.table, batch.columns, rows, batch.keys, batch.load_method, batch.truncate_first
+        )
+        return Prepared(prepared_batch, table, sorted(rejects.items()))
+
+    def merge(self, prepared: Prepared) -> MergeCounts:
+        batch = prepared.batch
+        target = self.qualified(batch.table)
+        names = batch.column_names
+        columns = ", ".join(self.quote(c) for c in names)
+        staged = ", ".join(f"s.c{i}" for i in range(len(names)))
+        self.con.register(_STAGE, prepared.payload)
+        try:
+            if batch.truncate_first:
+                self.execute(f"DELETE FROM {target}")
+            if not batch.keys or batch.load_method == APPEND_ONLY:
+                inserted = self.execute(
+                    f"INSERT INTO {target} ({columns}) SELECT {staged} FROM {_STAGE} AS s"
+                )
+                return MergeCounts(inserted=inserted)
+            position = {name: i for i, name in enumerate(names)}
+            match = " AND ".join(f"t.{self.quote(k)} = s.c{position[k]}" for k in batch.keys)
+            version = f"s.c{position[VERSION_COLUMN]}"
+            guard = self.version_guard(version, f"t.{self.quote(VERSION_COLUMN)}")
+            updates = ", ".join(
+                f"{self.quote(c)} = s.c{i}" for i, c in enumerate(names) if c not in batch.keys
+            )
+            updated = self.execute(
+                f"UPDATE {target} AS t SET {updates} FROM {_STAGE} AS s WHERE {match} AND {guard}"
+            )
+            inserted = self.execute(
+                f"INSERT INTO {target} ({columns}) SELECT {staged} FROM {_STAGE} AS s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})"
+            )
+            if TABLE_VERSION_COLUMN in position:
+                tv = self.quote(TABLE_VERSION_COLUMN)
+                stv = f"s.c{position[TABLE_VERSION_COLUMN]}"
+                self.execute(
+                    f"UPDATE {target} AS t SET {tv} = {stv}, {self.quote('_sdc_deleted_at')} = "
+                    f"NULL FROM {_STAGE} AS s WHERE {match} AND {stv} IS NOT NULL "
+                    f"AND (t.{tv} IS NULL OR t.{tv} < {stv})"
+                )
+        finally:
+            self.con.unregister(_STAGE)
+        return MergeCounts(inserted, updated, batch_rows(prepared) - inserted - updated)
+
+
+def batch_rows(prepared: Prepared) -> int:
+    return prepared.payload.num_rows
