@@ -125,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = sandbox.config
+    sandbox.bind()
     print(
-        f"IFS Cloud sandbox on http://{args.host}:{args.port}  realm={config.realm}  "
+        f"IFS Cloud sandbox on {sandbox.base_url}  realm={config.realm}  "
         f"client_id={config.client_id}  companies={','.join(config.companies)}",
         flush=True,
     )

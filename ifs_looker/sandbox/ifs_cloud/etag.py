@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-ROWID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 
 
 def rowid(number: int) -> str:
     """An Oracle-looking 18-character ROWID, unique per number."""
-    digits = []
-    for _ in range(10):
-        number, rest = divmod(number, 64)
-        digits.append(ROWID_ALPHABET[rest])
-    return "AAAfEeAAF" + "".join(reversed(digits))[1:]
+    return f"AAAfEeAAF{number:09X}"
 
 
 def make_etag(row_id: str, objversion: str) -> str:
@@ -27,6 +23,7 @@ def make_etag(row_id: str, objversion: str) -> str:
     return 'W/"' + base64.b64encode(inner.encode()).decode() + '"'
 
 
+@lru_cache(maxsize=4096)
 def first_objversion(kind: str, changed_at: datetime) -> str:
     return "1" if kind == "counter" else changed_at.strftime(TIMESTAMP_FORMAT)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import threading
 from decimal import Decimal
 from http.server import ThreadingHTTPServer
@@ -56,34 +57,51 @@ class IfsCloudSandbox:
         self._thread: threading.Thread | None = None
 
     def _load(self) -> None:
-        for entity_set, row, changed_at in generate(self.config):
-            self.store.table_for_set(entity_set).put(row, changed_at)
+        """Generate the data set; the cyclic GC is paused: millions of rows form no cycles."""
+        tables = {s: t for (_, s), t in self.store.tables.items()}
+        gc.disable()
+        try:
+            for entity_set, row, changed_at in generate(self.config):
+                tables[entity_set].put(row, changed_at)
+        finally:
+            gc.enable()
+            gc.freeze()
 
     # lifecycle -----------------------------------------------------------------------------------
 
+    def bind(self) -> IfsCloudSandbox:
+        """Open the listening socket (so `port` is known) without serving yet."""
+        if self._server is None:
+            handler = type("Handler", (SandboxHandler,), {"sandbox": self})
+            self._server = _Server((self.host, self.requested_port), handler)
+        return self
+
     def start(self) -> IfsCloudSandbox:
-        handler = type("Handler", (SandboxHandler,), {"sandbox": self})
-        self._server = _Server((self.host, self.requested_port), handler)
+        """Serve from a background thread (tests, benchmarks)."""
+        server = self.bind()._server
+        assert server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ifs-sandbox", daemon=True
+            target=server.serve_forever, name="ifs-sandbox", daemon=True
         )
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread = None
             self._server.server_close()
             self._server = None
 
     def serve_forever(self) -> None:
-        """Run in the foreground (the CLI); returns when interrupted."""
-        handler = type("Handler", (SandboxHandler,), {"sandbox": self})
-        self._server = _Server((self.host, self.requested_port), handler)
+        """Serve in the foreground (the CLI) until interrupted."""
+        server = self.bind()._server
+        assert server is not None
         try:
-            self._server.serve_forever()
+            server.serve_forever()
         finally:
-            self._server.server_close()
+            self.stop()
 
     def __enter__(self) -> IfsCloudSandbox:
         return self.start()

@@ -24,7 +24,7 @@ import msgspec
 from .edmx import render_metadata
 from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
 from .query import QueryError, parse_filter, parse_non_negative, parse_orderby, parse_select
-from .store import EntityTable
+from .store import ENCODER, EntityTable
 from .tokens import TokenError
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ KEY_PART = re.compile(
     r"\s*(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'(?:[^']|'')*'|[^,]+)\s*(?:,|$)"
 )
 JSON_TYPE = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
-ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 class HttpError(Exception):
@@ -85,6 +84,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self._json(400, HttpError(400, exc.code, str(exc)).body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as exc:  # an IFS server answers 500, it does not drop the connection
+            self.log_error("internal error: %r", exc)
+            self._json(500, HttpError(500, "INTERNAL_ERROR", "Internal server error.").body)
         finally:
             self.sandbox.record(method, self.path, self._status)
 
@@ -219,16 +221,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if select:
             names = ("odata_etag", *dict.fromkeys((*table.entity.keys, *select)))
             out = {"odata_etag": "@odata.etag"}
-            body["value"] = [{out.get(n, n): getattr(r, n) for n in names} for r in page]
+            value = ENCODER.encode([{out.get(n, n): getattr(r, n) for n in names} for r in page])
+            value = value[1:-1]
         else:
-            body["value"] = page
+            value = table.to_json(page)
         if more and (top is None or len(page) < top):
             next_query = dict(query)
             next_query["$skip"] = str(skip + len(page))
             if top is not None:
                 next_query["$top"] = str(top - len(page))
             body["@odata.nextLink"] = f"{self.sandbox.base_url}{path}?{urlencode(next_query)}"
-        self._send(200, ENCODER.encode(body), JSON_TYPE)
+        head = ENCODER.encode(body)[:-1] + b',"value":['
+        self._send(200, (head, value, b"]}"), JSON_TYPE)
 
     def _context(self, table: EntityTable, select: tuple[str, ...]) -> str:
         suffix = f"({','.join(select)})" if select else ""
@@ -337,19 +341,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _send(
         self,
         status: int,
-        payload: bytes,
+        payload: bytes | tuple[bytes, ...],
         content_type: str,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """Send a response; a tuple payload is written part by part, never concatenated."""
+        parts = payload if isinstance(payload, tuple) else (payload,)
         self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(sum(len(p) for p in parts)))
         self.send_header("OData-Version", "4.0")
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        for part in parts:
+            self.wfile.write(part)
 
 
 QUERY_OPTIONS = {"$filter", "$orderby", "$select", "$top", "$skip", "$count", "$format"}
