@@ -59,7 +59,7 @@ ACCOUNTS: tuple[AccountDef, ...] = (
     AccountDef("6110", "Travel", "OPEX", "C", "Cost", "COST"),
     AccountDef("7010", "Salaries", "PERS", "C", "Cost", "COST"),
     AccountDef("7510", "Social security", "PERS", "C", "Cost", "COST"),
-    AccountDef("9001", "Headcount", "STAT", "S", "Statistics", "STATS"),
+    AccountDef("9001", "Headcount", "STAT", "S", "Statistics", "STATQ"),
 )
 DEBIT_ACCOUNTS = [a for a in ACCOUNTS if a.logical in ("Assets", "Cost")]
 CREDIT_ACCOUNTS = [a for a in ACCOUNTS if a.logical in ("Liabilities", "Revenues")]
@@ -74,6 +74,7 @@ STRUCTURE_NODES: tuple[tuple[str, str, str | None, int], ...] = (
     ("LIAB", "Liabilities and equity", "BS", 3),
     ("REV", "Revenue", "PL", 3),
     ("COST", "Costs", "PL", 3),
+    ("STATQ", "Statistical quantities", "STATS", 3),
 )
 CODE_VALUES = {
     "B": ("Cost centre", ("100", "200", "300", "400", "500", "600")),

@@ -5,11 +5,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
-from decimal import Decimal
 from http.server import ThreadingHTTPServer
 from types import TracebackType
-
-import msgspec
 
 from .config import SandboxConfig
 from .dataset import generate
@@ -17,8 +14,8 @@ from .entities import PROJECTIONS
 from .faults import FaultInjector
 from .mutation import MutationClock
 from .query import register_enums
-from .server import ENCODER, SandboxHandler
-from .store import Store
+from .server import SandboxHandler
+from .store import DECODER, ENCODER, Store
 from .tokens import TokenIssuer
 
 PATH_PREFIX = "/main/ifsapplications/projection/v1"
@@ -152,4 +149,4 @@ class IfsCloudSandbox:
         table = self.store.table(projection, entity_set)
         with self.store.lock:
             rows = [table.rows[k] for k in sorted(table.rows)]
-        return msgspec.json.decode(ENCODER.encode(rows), float_hook=Decimal)
+        return DECODER.decode(ENCODER.encode(rows))

@@ -24,7 +24,7 @@ import msgspec
 from .edmx import render_metadata
 from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
 from .query import QueryError, parse_filter, parse_non_negative, parse_orderby, parse_select
-from .store import ENCODER, EntityTable
+from .store import DECODER, ENCODER, EntityTable
 from .tokens import TokenError
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _patch(self, table: EntityTable, key: tuple) -> None:
         try:
-            values = msgspec.json.decode(self._body() or b"{}", float_hook=Decimal)
+            values = DECODER.decode(self._body() or b"{}")
         except msgspec.DecodeError as exc:
             raise HttpError(
                 400, "ODP_BAD_REQUEST", f"The request body is not valid JSON: {exc}"

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from operator import attrgetter
 
 import msgspec
@@ -23,6 +24,7 @@ from .query import Filter, lower_bound, partition_value
 
 ETAG_FIELD = "odata_etag"
 ENCODER = msgspec.json.Encoder(decimal_format="number")
+DECODER = msgspec.json.Decoder(float_hook=Decimal)  # JSON numbers with a fraction -> exact Decimal
 Order = tuple[tuple[str, bool], ...]
 
 
