@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Meltano is a tool, not a library of ours: it lives in its own virtualenv (like pipx would do).
+MELTANO_VENV := .venv-meltano
+MELTANO_SPEC := meltano>=4.4.1,<4.5
+RUN_PATH := PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH"
 
 .PHONY: setup demo test lint format bench
 
@@ -13,10 +17,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-setup: $(VENV)/.installed
+$(MELTANO_VENV)/bin/meltano:
+	$(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+
+.meltano/.installed: meltano.yml pyproject.toml | $(MELTANO_VENV)/bin/meltano
+	$(RUN_PATH) meltano install
+	touch $@
+
+setup: $(VENV)/.installed .meltano/.installed
 
 demo: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m ifs_looker.demo
+	$(RUN_PATH) $(BIN)/python -m ifs_looker.demo
 
 lint: setup
 	$(BIN)/ruff format --check .
@@ -27,7 +39,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 test: lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	$(RUN_PATH) $(BIN)/python -m pytest
 
 bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/bench_sandbox.py
+	$(RUN_PATH) $(BIN)/python benchmarks/bench_sandbox.py
