@@ -1,0 +1,192 @@
+"""One running Looker sandbox: sessions, connections, SQL Runner, datagroups, PDTs, request log."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..ifs_cloud.faults import FaultInjector
+from .config import LookerConfig
+from .database import Database
+from .lint import lint_project
+from .openapi import API_PREFIX, OpenApiSpec
+from .server import LookerHandler
+from .state import LookerState
+from .tokens import LookerTokens
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """One request as the sandbox saw it; form secrets are masked, tokens never kept."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    body: Any
+    at: float  # UNIX seconds
+    problems: list[str] = field(default_factory=list)  # spec violations of the request
+
+
+@dataclass(frozen=True)
+class SqlRun:
+    connection_name: str
+    sql: str
+    result: list[dict]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+class LookerSandbox:
+    """Start with `start()` or as a context manager; `port=0` picks a free port."""
+
+    def __init__(
+        self,
+        config: LookerConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+        lookml_dirs: dict[str, str | Path] | None = None,
+    ) -> None:
+        self.config = config or LookerConfig()
+        self.host = host
+        self.requested_port = port
+        self.verbose = verbose
+        self.lookml_dirs = {k: Path(v) for k, v in (lookml_dirs or {}).items()}
+        self.spec = OpenApiSpec.bundled()
+        self.tokens = LookerTokens(self.config.client_id, self.config.client_secret)
+        self.faults = FaultInjector(self.config.seed)
+        self.state = LookerState.create(self.config.datagroups)
+        self._databases = {name: Database(url) for name, url in self.config.connections.items()}
+        self.request_log: list[LoggedRequest] = []
+        self.sql_log: list[SqlRun] = []
+        self.response_problems: list[str] = []
+        self._log_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -----------------------------------------------------------------------------------
+
+    def bind(self) -> LookerSandbox:
+        if self._server is None:
+            handler = type("Handler", (LookerHandler,), {"sandbox": self})
+            self._server = _Server((self.host, self.requested_port), handler)
+        return self
+
+    def start(self) -> LookerSandbox:
+        server = self.bind()._server
+        assert server is not None
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="looker-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread = None
+            self._server.server_close()
+            self._server = None
+
+    def serve_forever(self) -> None:
+        server = self.bind()._server
+        assert server is not None
+        try:
+            server.serve_forever()
+        finally:
+            self.stop()
+
+    def __enter__(self) -> LookerSandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self.requested_port
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """What `looker_base_url` is set to (the client appends /api/4.0)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + API_PREFIX
+
+    # behaviour -----------------------------------------------------------------------------------
+
+    def update_config(self, **changes: object) -> None:
+        """Change knobs (faults, token lifetime) while serving."""
+        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
+
+    def expire_tokens(self) -> None:
+        """Invalidate every session now: the next authenticated request gets 401."""
+        self.tokens.expire_all()
+
+    def database(self, connection_name: str) -> Database | None:
+        return self._databases.get(connection_name)
+
+    def validate_project(self, project_id: str) -> list[dict]:
+        directory = self.lookml_dirs.get(project_id)
+        return [] if directory is None else lint_project(directory)
+
+    # logs ----------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        status: int,
+        body: Any,
+        problems: list[str],
+    ) -> None:
+        entry = LoggedRequest(method, path, query, status, body, time.time(), list(problems))
+        with self._log_lock:
+            self.request_log.append(entry)
+
+    def record_sql(self, connection_name: str, sql: str, result: list[dict]) -> None:
+        with self._log_lock:
+            self.sql_log.append(SqlRun(connection_name, sql, result))
+
+    def record_response_problems(
+        self, method: str, path: str, status: int, problems: list[str]
+    ) -> None:
+        if problems:
+            with self._log_lock:
+                self.response_problems += [f"{method} {path} {status}: {p}" for p in problems]
+
+    def requests(self, method: str | None = None, path_contains: str = "") -> list[LoggedRequest]:
+        """Logged requests, optionally filtered by method and a path fragment."""
+        with self._log_lock:
+            return [
+                r
+                for r in self.request_log
+                if (method is None or r.method == method) and path_contains in r.path
+            ]
+
+    def request_problems(self) -> list[str]:
+        """Every spec violation seen in requests so far."""
+        with self._log_lock:
+            return [f"{r.method} {r.path}: {p}" for r in self.request_log for p in r.problems]
