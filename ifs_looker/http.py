@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 
@@ -108,7 +108,9 @@ def redact_url(url: str) -> str:
         (k, "***" if any(w in k.lower() for w in _SENSITIVE_PARAM_WORDS) else v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
     ]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="$,()':"), ""))
+    # for people reading logs and errors: readable, not for sending
+    text = urlencode(query, safe="$,()': ", quote_via=quote)
+    return urlunsplit((parts.scheme, netloc, parts.path, text, ""))
 
 
 def send_with_retries(

@@ -45,6 +45,9 @@ class IFSStream(RESTStream):
         self.primary_keys = layout.key_properties
         self.replication_key = layout.replication_key
         self._live_layout: StreamLayout | None = None
+        self._pending_bookmark: dict | None = None
+        self._extracted_at = datetime.now(timezone.utc)
+        self._bookmark_context: dict | None = None
 
     # -- SDK hooks -------------------------------------------------------------------
 
@@ -94,10 +97,13 @@ class IFSStream(RESTStream):
     def get_records(self, context: dict | None) -> t.Iterable[dict[str, t.Any]]:
         layout = self.live_layout()
         company = (context or {}).get(self.definition.partition_field)
+        self._bookmark_context = context
         since = self._since(context)
         wanted = self._wanted_columns()
+        self._pending_bookmark = None
         for read in layout.reads:
             yield from self._read_entity_set(read, company, since, wanted)
+            self._advance_bookmark(context)
         if (
             self.emit_activate_version_messages
             and self._stream_version is not None
@@ -113,14 +119,11 @@ class IFSStream(RESTStream):
             self._live_layout = build_layout(self.definition, metadata.entity_sets)
         return self._live_layout
 
-    def _wanted_columns(self) -> set[str] | None:
-        """Columns to request: the catalog's selected ones, or all when nothing is deselected."""
+    def _wanted_columns(self) -> set[str]:
+        """Columns to request (`$select`): the schema's, less what the catalog deselects."""
         properties = self.effective_schema.get("properties", {})
         mask = self.mask
-        wanted = {name for name in properties if mask.get(("properties", name), True)}
-        if wanted == set(self.layout.schema["properties"]):
-            return None
-        return wanted
+        return {name for name in properties if mask.get(("properties", name), True)}
 
     def _since(self, context: dict | None) -> t.Any:
         """Lower bound for the replication field: bookmark (or start_date) minus lookback."""
@@ -196,6 +199,8 @@ class IFSStream(RESTStream):
             if next_link and position is not None and rows:
                 rows = _after_position(rows, order_names, position)
             rows_in_chunk += len(rows)
+            self._extracted_at = datetime.now(timezone.utc)
+            self._advance_bookmark(self._bookmark_context)
             yield from self._records(rows, read)
             if rows:
                 last = rows[-1]
@@ -220,18 +225,36 @@ class IFSStream(RESTStream):
             row[OBJVERSION_COLUMN] = decode_objversion(etag)
             yield row
 
+    # -- bookmarks -------------------------------------------------------------------
+
+    def _increment_stream_state(self, latest_record: dict, *, context: dict | None = None) -> None:
+        """Remember the row; the bookmark moves once per page (see _advance_bookmark).
+
+        Rows arrive in ascending replication order, so the last row of a page
+        carries the page's newest value: advancing per page instead of per row
+        gives the same bookmarks at page ends and saves the SDK's per-row work.
+        A STATE written mid-page carries the previous page's bookmark, which
+        only re-reads a little more on resume.
+        """
+        self._pending_bookmark = latest_record
+
+    def _advance_bookmark(self, context: dict | None) -> None:
+        record, self._pending_bookmark = self._pending_bookmark, None
+        if record is not None:
+            super()._increment_stream_state(record, context=context)
+
     # -- output ----------------------------------------------------------------------
 
     @cached_property
     def _nothing_deselected(self) -> bool:
-        return self._wanted_columns() is None
+        return self._wanted_columns() == set(self.schema["properties"])
 
     def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
         """The SDK's record path without per-record work this data does not need:
         rows arrive typed and already restricted to the selected columns."""
         if not self._nothing_deselected:
             pop_deselected_record_properties(record, self.schema, self.mask)
-        extracted = datetime.now(timezone.utc)
+        extracted = self._extracted_at
         for stream_map in self.stream_maps:
             mapped = stream_map.transform(record)
             if mapped is not None:

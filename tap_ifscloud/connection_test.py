@@ -40,7 +40,9 @@ def run_connection_test(tap: TapIFSCloud) -> bool:
         try:
             read = stream.live_layout().reads[0]
             company = tap.companies[0]
-            rows = list(stream._read_entity_set(read, company, None, None, max_pages=1))
+            rows = list(
+                stream._read_entity_set(read, company, None, stream._wanted_columns(), max_pages=1)
+            )
         except TapIFSCloudError as exc:
             ok = False
             logger.error("FAILED stream %s: %s", stream.name, exc)

@@ -20,19 +20,12 @@ def decode_objversion(etag: str | None) -> str | None:
     """The objversion inside an IFS etag, or None when the tag is absent or not IFS-shaped."""
     if not etag:
         return None
-    inner = _strip_weak(etag)
+    inner = etag[3:-1] if etag.startswith('W/"') and etag.endswith('"') else etag
     try:
-        decoded = b64decode(inner, validate=True).decode("utf-8")
+        decoded = b64decode(inner).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    decoded = _strip_weak(decoded)
+    if decoded.endswith('"'):
+        decoded = decoded[:-1]
     _, sep, objversion = decoded.rpartition(":")
     return objversion if sep and objversion else None
-
-
-def _strip_weak(tag: str) -> str:
-    if tag.startswith("W/"):
-        tag = tag[2:]
-    if len(tag) >= 2 and tag[0] == '"' and tag[-1] == '"':
-        tag = tag[1:-1]
-    return tag

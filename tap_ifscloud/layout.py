@@ -33,8 +33,8 @@ class EntityRead:
     replication_kind: str | None = None
 
     def select(self, wanted_columns: set[str] | None) -> list[str]:
-        """Entity fields to `$select`: the wanted stream columns (all when None),
-        plus the ordering fields that key-set paging reads from every row."""
+        """Entity fields to `$select`: the wanted stream columns (all the entity's
+        when None), plus the ordering fields that key-set paging reads from every row."""
         fields = [
             name
             for name in self.entity.properties
@@ -146,7 +146,8 @@ def _entity_read(
 def _schema(definition: StreamDefinition, reads: list[EntityRead]) -> dict[str, Any]:
     wanted: set[str] | None = None
     if definition.select:
-        wanted = set(definition.select) | set(definition.key_properties or ())
+        keys = definition.key_properties or _stream_keys(reads[0])
+        wanted = set(definition.select) | set(keys)
         wanted |= {definition.partition_field}
         if definition.replication_key:
             wanted.add(definition.replication_key)

@@ -1,0 +1,194 @@
+"""tap-ifscloud throughput and memory against a plain `requests` + JSON loop.
+
+    python benchmarks/bench_tap.py                 # one million voucher rows, one company
+    python benchmarks/bench_tap.py --rows 200000
+
+Starts the IFS Cloud sandbox in this process, runs `tap-ifscloud` as a subprocess
+(voucher_rows only, stdout to /dev/null) and then, also as a subprocess so both
+compete equally with the sandbox, a plain loop that GETs the very pages the tap
+requested and parses them with `response.json()`. Prints records/s of both, the
+ratio (target: the tap reaches at least half of the loop) and the tap's peak RSS
+(target: under 300 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+PROJECTION, ENTITY_SET = "VoucherRowsAnalysis", "VoucherRowSet"
+
+
+def reference_loop(urls_file: str) -> int:
+    """The limit: fetch the same pages and parse them, nothing else."""
+    spec = json.loads(Path(urls_file).read_text())
+    session = requests.Session()
+    token = session.post(
+        spec["token_url"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": spec["client_id"],
+            "client_secret": spec["client_secret"],
+        },
+        timeout=60,
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    rows = 0
+    started = time.perf_counter()
+    for url in spec["urls"]:
+        response = session.get(url, headers=headers, timeout=300)
+        response.raise_for_status()
+        rows += len(response.json()["value"])
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"rows": rows, "seconds": elapsed}))
+    return 0
+
+
+def run_measured(argv: list[str], stdout, stderr) -> tuple[float, int, int]:
+    """Wall seconds, exit code and peak RSS (MB) of one child process.
+
+    The peak is the child's own VmHWM, sampled until it exits: `ru_maxrss` of a
+    child also counts the parent's pages it shared between fork and exec, and
+    this parent holds the whole sandbox.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+    peak_kb = 0
+    status_file = Path(f"/proc/{process.pid}/status")
+    while process.poll() is None:
+        try:
+            for line in status_file.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kb = max(peak_kb, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    return elapsed, process.returncode, peak_kb // 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="voucher rows (one company)")
+    parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument("--reference-loop", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reference_loop:
+        return reference_loop(args.reference_loop)
+
+    from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+    from ifs_looker.sandbox.ifs_cloud.server import SandboxHandler
+
+    SandboxHandler.disable_nagle_algorithm = True  # see the tap's test conftest
+    config = SandboxConfig(
+        companies=("US01",),
+        voucher_rows_per_company=args.rows,
+        orders_per_company=1,
+        invoices_per_company=1,
+    )
+    print(f"generating {args.rows:,} voucher rows ...", file=sys.stderr)
+    started = time.perf_counter()
+    sandbox = IfsCloudSandbox(config).start()
+    table = sandbox.store.table(PROJECTION, ENTITY_SET)
+    total_rows = len(table.rows)
+    print(f"sandbox ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        tap_config = {
+            "base_url": sandbox.base_url,
+            "token_url": sandbox.token_url,
+            "client_id": config.client_id,
+            "client_secret": config.client_secret,
+            "companies": ["US01"],
+            "page_size": args.page_size,
+        }
+        (tmp_path / "config.json").write_text(json.dumps(tap_config))
+        (tmp_path / "catalog.json").write_text(json.dumps(voucher_rows_catalog(tap_config)))
+        log_path = tmp_path / "tap.log"
+        with open(os.devnull, "wb") as devnull, open(log_path, "wb") as log:
+            seconds, code, peak_mb = run_measured(
+                [
+                    sys.executable,
+                    "-m",
+                    "tap_ifscloud.tap",
+                    "--config",
+                    str(tmp_path / "config.json"),
+                    "--catalog",
+                    str(tmp_path / "catalog.json"),
+                ],
+                devnull,
+                log,
+            )
+        log_text = log_path.read_text()
+        if code != 0:
+            print(log_text[-3000:], file=sys.stderr)
+            return 1
+        tap_records = sum(
+            int(m)
+            for m in re.findall(
+                r'"metric":"record_count","value":(\d+),"tags":\{"stream":"voucher_rows"', log_text
+            )
+        )
+
+        urls = [
+            sandbox.base_url + path
+            for method, path, status in list(sandbox.request_log)
+            if method == "GET" and status == 200 and f"/{ENTITY_SET}?" in path
+        ]
+        (tmp_path / "urls.json").write_text(
+            json.dumps(
+                {
+                    "urls": urls,
+                    "token_url": sandbox.token_url,
+                    "client_id": config.client_id,
+                    "client_secret": config.client_secret,
+                }
+            )
+        )
+        reference = subprocess.run(
+            [sys.executable, __file__, "--reference-loop", str(tmp_path / "urls.json")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        loop = json.loads(reference.stdout.strip().splitlines()[-1])
+    sandbox.stop()
+
+    tap_rate = tap_records / seconds
+    loop_rate = loop["rows"] / loop["seconds"]
+    print(f"voucher rows in sandbox:   {total_rows:,}")
+    print(f"tap records emitted:       {tap_records:,} in {seconds:.1f} s (process wall time)")
+    print(f"pages requested:           {len(urls)}")
+    print(f"tap:                       {tap_rate:,.0f} records/s")
+    print(f"requests + JSON loop:      {loop_rate:,.0f} records/s ({loop['rows']:,} rows)")
+    print(f"tap / loop:                {tap_rate / loop_rate:.2f} (target >= 0.50)")
+    print(f"tap peak RSS:              {peak_mb} MB (target < 300 MB)")
+    ok = tap_records == total_rows and tap_rate >= 0.5 * loop_rate and peak_mb < 300
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def voucher_rows_catalog(config: dict) -> dict:
+    """The discovered catalog with only voucher_rows selected."""
+    from tap_ifscloud.tap import TapIFSCloud
+
+    catalog = TapIFSCloud(config=config, setup_mapper=False).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] == "voucher_rows"
+    return catalog
+
+
+if __name__ == "__main__":
+    sys.exit(main())
