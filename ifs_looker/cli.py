@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("ifs_looker.sandbox.cli", "run the local IFS Cloud (and Looker) sandboxes"),
     "secrets": ("ifs_looker.secrets_cli", "make keys and encrypt settings (fernet:...)"),
+    "check": ("ifs_looker.check", "check IFS Cloud, Looker and the warehouse before a run"),
 }
 
 

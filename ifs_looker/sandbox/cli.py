@@ -1,7 +1,10 @@
-"""Run the local IFS Cloud sandbox on loopback (the Looker sandbox joins it in a later release).
+"""Run the local IFS Cloud and Looker API sandboxes on loopback.
 
-Sandbox credentials: client id `ifs-looker-sandbox`, secret `sandbox-secret`, realm `ifsdemo`.
-Not a substitute for a real IFS Cloud system: it exists for the demo, tests and benchmarks.
+IFS credentials: client id `ifs-looker-sandbox`, secret `sandbox-secret`, realm `ifsdemo`.
+Looker credentials: client id `looker-sandbox`, secret `looker-sandbox-secret`; its
+connection (default `ifs_warehouse`) runs SQL Runner queries on --looker-warehouse-url.
+Not a substitute for real IFS Cloud or Looker systems: they exist for the demo, tests
+and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 
 from .ifs_cloud import IfsCloudSandbox, SandboxConfig
 from .ifs_cloud.config import RETRY_AFTER_MODES
+from .looker import DEFAULT_CONNECTION, DEFAULT_MODEL, LookerConfig, LookerSandbox
 
 
 def _share(text: str) -> float:
@@ -96,6 +100,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mutation clock: inserts/updates/deletes applied before each data request",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    add_looker_arguments(parser)
+
+
+def add_looker_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = LookerConfig()
+    looker = parser.add_argument_group("Looker API sandbox")
+    looker.add_argument(
+        "--looker-port", type=int, default=8720, help="Looker sandbox port (0 picks a free one)"
+    )
+    looker.add_argument("--no-looker", action="store_true", help="do not start the Looker sandbox")
+    looker.add_argument(
+        "--looker-warehouse-url",
+        default="duckdb:///output/warehouse.duckdb",
+        help="database SQL Runner queries run on (postgresql://... or duckdb:///file)",
+    )
+    looker.add_argument(
+        "--looker-connection", default=DEFAULT_CONNECTION, help="name of the Looker connection"
+    )
+    looker.add_argument(
+        "--looker-client-id", default=defaults.client_id, help="Looker API client id"
+    )
+    looker.add_argument(
+        "--looker-token-lifetime",
+        type=float,
+        default=defaults.token_lifetime,
+        help="seconds a Looker access token stays valid",
+    )
+    looker.add_argument(
+        "--looker-datagroups",
+        default=",".join(defaults.datagroups),
+        help="comma-separated datagroups (model::name)",
+    )
+    looker.add_argument(
+        "--looker-pdts", default=",".join(defaults.pdts), help="comma-separated PDTs (model/view)"
+    )
+    looker.add_argument(
+        "--looker-lookml-dir",
+        default=None,
+        help=f"LookML checkout that POST /projects/{DEFAULT_MODEL}/validate lints",
+    )
+    looker.add_argument(
+        "--looker-rate-429", type=_share, default=0.0, help="share of Looker requests throttled"
+    )
+    looker.add_argument(
+        "--looker-rate-5xx", type=_share, default=0.0, help="share of Looker requests failing 5xx"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -119,6 +169,42 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     )
 
 
+def _items(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def looker_config_from_args(args: argparse.Namespace) -> LookerConfig:
+    return LookerConfig(
+        client_id=args.looker_client_id,
+        token_lifetime=args.looker_token_lifetime,
+        connections={args.looker_connection: args.looker_warehouse_url},
+        datagroups=_items(args.looker_datagroups),
+        pdts=_items(args.looker_pdts),
+        rate_429=args.looker_rate_429,
+        rate_5xx=args.looker_rate_5xx,
+    )
+
+
+def start_looker(args: argparse.Namespace) -> LookerSandbox | None:
+    """The Looker sandbox serving from a background thread, unless --no-looker."""
+    if args.no_looker:
+        return None
+    lookml = {DEFAULT_MODEL: args.looker_lookml_dir} if args.looker_lookml_dir else None
+    looker = LookerSandbox(
+        looker_config_from_args(args),
+        host=args.host,
+        port=args.looker_port,
+        verbose=args.verbose,
+        lookml_dirs=lookml,
+    ).start()
+    print(
+        f"Looker sandbox on {looker.base_url}  client_id={looker.config.client_id}  "
+        f"connection={args.looker_connection} -> {args.looker_warehouse_url}",
+        flush=True,
+    )
+    return looker
+
+
 def run(args: argparse.Namespace) -> int:
     sandbox = IfsCloudSandbox(
         config_from_args(args), host=args.host, port=args.port, verbose=args.verbose
@@ -131,6 +217,11 @@ def run(args: argparse.Namespace) -> int:
         f"client_id={config.client_id}  companies={','.join(config.companies)}",
         flush=True,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.serve_forever()
+    looker = start_looker(args)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            sandbox.serve_forever()
+    finally:
+        if looker is not None:
+            looker.stop()
     return 0

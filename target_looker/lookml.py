@@ -1,0 +1,554 @@
+"""LookML for the loaded tables: one view per table and a finance explore, as data.
+
+LookML cannot be written through the Looker API; it lives in the Looker project's
+git repository, so `lookml_dir` is a checkout of it and these files go there (and
+`POST /projects/{id}/validate` can check them). Views, fields, explores and joins
+are dataclasses; `render` is the one place that knows LookML's syntax.
+
+The finance explore joins voucher rows to GL accounts (account group), to each
+cost-allocation code part B-J, and up the account hierarchy (immediate parent,
+grandparent, ...), so totals by account group or hierarchy level in Looker are
+sums of the same voucher rows IFS sums. `explore_sql` writes the SQL such an
+explore query implies, so a test can check the joins against the data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from target_looker.columns import SqlType
+from target_looker.warehouse.base import TableRef, Warehouse
+
+DATE_TIMEFRAMES = ("raw", "date", "week", "month", "quarter", "year")
+TIME_TIMEFRAMES = ("raw", "time", "date", "week", "month", "quarter", "year")
+DIMENSION_TYPES = {
+    "text": "string",
+    "varchar": "string",
+    "json": "string",
+    "time": "string",
+    "bigint": "number",
+    "numeric": "number",
+    "boolean": "yesno",
+}
+SQL_PARAMS = frozenset({"sql", "sql_on", "sql_table_name", "sql_where"})
+QUOTED_PARAMS = frozenset({"label", "view_label", "group_label", "description", "connection"})
+CODE_PARTS = tuple("BCDEFGHIJ")
+COMPOUND_KEY = "primary_key"
+
+# LookML as data ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """One LookML block: `kind: name { params children }` (name None for top-level params)."""
+
+    kind: str
+    name: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    children: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    type: str
+    sql: str
+    primary_key: bool = False
+    hidden: bool = False
+    label: str | None = None
+
+    def node(self) -> Node:
+        params: list[tuple[str, Any]] = []
+        if self.primary_key:
+            params.append(("primary_key", True))
+        if self.hidden:
+            params.append(("hidden", True))
+        if self.label:
+            params.append(("label", self.label))
+        params += [("type", self.type), ("sql", self.sql)]
+        return Node("dimension", self.name, tuple(params))
+
+
+@dataclass(frozen=True)
+class DimensionGroup:
+    name: str
+    sql: str
+    datatype: str  # date | timestamp
+    timeframes: tuple[str, ...]
+    hidden: bool = False
+
+    def node(self) -> Node:
+        params: list[tuple[str, Any]] = [("type", "time"), ("timeframes", list(self.timeframes))]
+        if self.datatype == "date":
+            params += [("datatype", "date"), ("convert_tz", False)]
+        if self.hidden:
+            params.append(("hidden", True))
+        params.append(("sql", self.sql))
+        return Node("dimension_group", self.name, tuple(params))
+
+    def field_names(self) -> list[str]:
+        return [f"{self.name}_{frame}" for frame in self.timeframes]
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    type: str  # sum | count
+    sql: str | None = None
+    value_format_name: str | None = None
+    label: str | None = None
+
+    def node(self) -> Node:
+        params: list[tuple[str, Any]] = [("type", self.type)]
+        if self.label:
+            params.append(("label", self.label))
+        if self.value_format_name:
+            params.append(("value_format_name", self.value_format_name))
+        if self.sql:
+            params.append(("sql", self.sql))
+        return Node("measure", self.name, tuple(params))
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    sql_table_name: str
+    dimensions: tuple[Dimension, ...] = ()
+    dimension_groups: tuple[DimensionGroup, ...] = ()
+    measures: tuple[Measure, ...] = ()
+    fields_by_column: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def node(self) -> Node:
+        children = [d.node() for d in self.dimensions]
+        children += [g.node() for g in self.dimension_groups]
+        children += [m.node() for m in self.measures]
+        return Node("view", self.name, (("sql_table_name", self.sql_table_name),), tuple(children))
+
+    def field(self, column: str) -> str | None:
+        """The dimension (or dimension group) name of a column, matched loosely by name."""
+        wanted = _loose(column)
+        for name, field_name in self.fields_by_column.items():
+            if _loose(name) == wanted:
+                return field_name
+        return None
+
+
+@dataclass(frozen=True)
+class Join:
+    name: str
+    view: str  # the view joined (LookML `from:`)
+    sql_on: str
+    relationship: str = "many_to_one"
+    type: str = "left_outer"
+    view_label: str | None = None
+
+    def node(self) -> Node:
+        params: list[tuple[str, Any]] = []
+        if self.view != self.name:
+            params.append(("from", self.view))
+        if self.view_label:
+            params.append(("view_label", self.view_label))
+        params += [
+            ("type", self.type),
+            ("relationship", self.relationship),
+            ("sql_on", self.sql_on),
+        ]
+        return Node("join", self.name, tuple(params))
+
+
+@dataclass(frozen=True)
+class Explore:
+    name: str
+    label: str | None = None
+    joins: tuple[Join, ...] = ()
+
+    def node(self) -> Node:
+        params = (("label", self.label),) if self.label else ()
+        return Node("explore", self.name, params, tuple(j.node() for j in self.joins))
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    connection: str
+    views: tuple[View, ...]
+    explores: tuple[Explore, ...]
+    views_dir: str = "views"
+
+    def node(self) -> Node:
+        params = (
+            ("connection", self.connection),
+            ("include", f"/{self.views_dir}/*.view.lkml"),
+        )
+        return Node("model", None, params, tuple(e.node() for e in self.explores))
+
+    def view(self, name: str) -> View:
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(f"no view {name!r} in model {self.name!r}")
+
+
+# rendering ---------------------------------------------------------------------------------------
+
+
+def _value(name: str, value: Any) -> str:
+    if name in SQL_PARAMS:
+        return f"{value} ;;"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if name in QUOTED_PARAMS or name == "include":
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def render(node: Node, indent: int = 0) -> str:
+    """LookML text of a node; a nameless node renders its params and children at top level."""
+    pad = "  " * indent
+    if node.name is None:
+        lines = [f"{pad}{k}: {_value(k, v)}" for k, v in node.params]
+        body = [render(child, indent) for child in node.children]
+        return "\n".join(lines) + ("\n\n" + "\n\n".join(body) if body else "") + "\n"
+    inner = [f"{pad}  {k}: {_value(k, v)}" for k, v in node.params]
+    inner += ["\n" + render(child, indent + 1).rstrip("\n") for child in node.children]
+    return f"{pad}{node.kind}: {node.name} {{\n" + "\n".join(inner) + f"\n{pad}}}\n"
+
+
+# from tables to LookML ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A loaded table: what LookML generation needs to know about it."""
+
+    schema: str
+    name: str
+    columns: dict[str, SqlType]  # in table order
+    keys: tuple[str, ...]
+
+
+def _loose(name: str) -> str:
+    return name.replace("_", "").casefold()
+
+
+def field_name(column: str) -> str:
+    """A LookML field name for a column: lowercase letters, digits and underscores."""
+    name = re.sub(r"[^a-z0-9_]+", "_", column.casefold()).strip("_") or "field"
+    return name if not name[0].isdigit() else f"f_{name}"
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def build_view(table: TableSpec) -> View:
+    """A view: typed dimensions, time dimension groups, the primary key and sum measures."""
+    dimensions: list[Dimension] = []
+    groups: list[DimensionGroup] = []
+    measures = [Measure("count", "count")]
+    by_column: dict[str, str] = {}
+    used: set[str] = {"count"}
+    single_key = table.keys[0] if len(table.keys) == 1 else None
+    for column, sql_type in table.columns.items():
+        name = field_name(column)
+        sql = f"${{TABLE}}.{quote(column)}"
+        hidden = column.startswith("_")
+        if sql_type.kind in ("date", "timestamptz"):
+            short = re.sub(r"_(date|at)$", "", name) or name
+            short = short if short not in used else name
+            used.add(short)
+            datatype = "date" if sql_type.kind == "date" else "timestamp"
+            frames = DATE_TIMEFRAMES if datatype == "date" else TIME_TIMEFRAMES
+            groups.append(DimensionGroup(short, sql, datatype, frames, hidden=hidden))
+            by_column[column] = short
+            continue
+        while name in used:
+            name += "_"
+        used.add(name)
+        by_column[column] = name
+        dimensions.append(
+            Dimension(
+                name,
+                DIMENSION_TYPES.get(sql_type.kind, "string"),
+                sql,
+                primary_key=column == single_key,
+                hidden=hidden,
+            )
+        )
+        if sql_type.kind == "numeric" and "amount" in name and not hidden:
+            measures.append(Measure(f"total_{name}", "sum", f"${{{name}}}", "decimal_2"))
+    if len(table.keys) > 1:
+        parts = " || '|' || ".join(f"CAST(${{{by_column[k]}}} AS VARCHAR)" for k in table.keys)
+        dimensions.insert(
+            0, Dimension(COMPOUND_KEY, "string", parts, primary_key=True, hidden=True)
+        )
+    return View(
+        table.name,
+        f"{quote(table.schema)}.{quote(table.name)}",
+        tuple(dimensions),
+        tuple(groups),
+        tuple(measures),
+        by_column,
+    )
+
+
+def _on(*pairs: tuple[str, str]) -> str:
+    return " AND ".join(f"{left} = {right}" for left, right in pairs)
+
+
+def _ref(view_alias: str, view: View, column: str) -> str | None:
+    name = view.field(column)
+    return None if name is None else f"${{{view_alias}.{name}}}"
+
+
+def finance_explore(
+    views: dict[str, View],
+    *,
+    voucher_rows: str = "voucher_rows",
+    gl_accounts: str = "gl_accounts",
+    cost_dimensions: str = "cost_dimensions",
+    account_hierarchy: str = "account_hierarchy",
+    hierarchy_depth: int = 3,
+    structure_id: str | None = None,
+) -> Explore | None:
+    """Voucher rows joined to accounts, code parts B-J and the account hierarchy's levels."""
+    rows = views.get(voucher_rows)
+    if rows is None:
+        return None
+    base = voucher_rows
+    joins: list[Join] = []
+    company = _ref(base, rows, "company")
+    account = _ref(base, rows, "account")
+    accounts = views.get(gl_accounts)
+    if accounts and company and account:
+        joins.append(
+            Join(
+                gl_accounts,
+                gl_accounts,
+                _on(
+                    (company, str(_ref(gl_accounts, accounts, "company"))),
+                    (account, str(_ref(gl_accounts, accounts, "account"))),
+                ),
+                view_label="GL account",
+            )
+        )
+    codes = views.get(cost_dimensions)
+    if codes and company:
+        for part in CODE_PARTS:
+            code = _ref(base, rows, f"code_{part}")
+            if code is None:
+                continue
+            alias = f"code_{part.lower()}_dimension"
+            joins.append(
+                Join(
+                    alias,
+                    cost_dimensions,
+                    _on(
+                        (company, str(_ref(alias, codes, "company"))),
+                        (str(_ref(alias, codes, "code_part")), f"'{part}'"),
+                        (code, str(_ref(alias, codes, "code"))),
+                    ),
+                    view_label=f"Code part {part}",
+                )
+            )
+    tree = views.get(account_hierarchy)
+    if tree and company and account:
+        node = "account_node"
+        leaf = [
+            (company, str(_ref(node, tree, "company"))),
+            (account, str(_ref(node, tree, "node_id"))),
+        ]
+        if structure_id is not None:
+            literal = "'" + structure_id.replace("'", "''") + "'"
+            leaf.append((str(_ref(node, tree, "structure_id")), literal))
+        joins.append(Join(node, account_hierarchy, _on(*leaf), view_label="Account hierarchy"))
+        child = node
+        for level in range(1, hierarchy_depth + 1):
+            alias = f"account_parent_{level}"
+            joins.append(
+                Join(
+                    alias,
+                    account_hierarchy,
+                    _on(
+                        (str(_ref(alias, tree, "company")), str(_ref(child, tree, "company"))),
+                        (
+                            str(_ref(alias, tree, "structure_id")),
+                            str(_ref(child, tree, "structure_id")),
+                        ),
+                        (
+                            str(_ref(alias, tree, "node_id")),
+                            str(_ref(child, tree, "parent_node_id")),
+                        ),
+                    ),
+                    view_label=f"Account hierarchy: parent {level}",
+                )
+            )
+            child = alias
+    return Explore(base, "GL voucher rows", tuple(joins))
+
+
+def build_model(
+    tables: Iterable[TableSpec], *, connection: str, model_name: str = "ifs_cloud", **explore: Any
+) -> Model:
+    views = {t.name: build_view(t) for t in tables}
+    finance = finance_explore(views, **explore)
+    return Model(model_name, connection, tuple(views.values()), (finance,) if finance else ())
+
+
+def write_model(model: Model, lookml_dir: str | Path) -> list[Path]:
+    """Write `<views_dir>/<view>.view.lkml` and `<model>.model.lkml`; returns the paths."""
+    root = Path(lookml_dir)
+    (root / model.views_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    for view in model.views:
+        path = root / model.views_dir / f"{view.name}.view.lkml"
+        path.write_text(render(view.node()), encoding="utf-8")
+        written.append(path)
+    path = root / f"{model.name}.model.lkml"
+    path.write_text(render(model.node()), encoding="utf-8")
+    written.append(path)
+    return written
+
+
+def tables_in(warehouse: Warehouse, schema: str) -> list[TableSpec]:
+    """The data tables of `schema` (audit tables, named `_...`, are left out)."""
+    names = [
+        row[0]
+        for row in warehouse.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 "
+            "ORDER BY table_name",
+            (schema,),
+        )
+        if not str(row[0]).startswith("_")
+    ]
+    specs = []
+    for name in names:
+        ref = TableRef(schema, name)
+        columns = warehouse.existing_columns(ref) or {}
+        specs.append(TableSpec(schema, name, columns, tuple(warehouse.primary_key(ref))))
+    return specs
+
+
+def generate_lookml(
+    warehouse: Warehouse,
+    schema: str,
+    lookml_dir: str | Path,
+    *,
+    connection: str,
+    model_name: str = "ifs_cloud",
+) -> list[Path]:
+    """What target-looker runs after a load when `lookml_dir` is set."""
+    model = build_model(tables_in(warehouse, schema), connection=connection, model_name=model_name)
+    return write_model(model, lookml_dir)
+
+
+# the SQL an explore query implies -----------------------------------------------------------------
+
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_TIMEFRAME_SQL = {
+    "raw": "{sql}",
+    "time": "{sql}",
+    "date": "CAST({sql} AS DATE)",
+    "week": "DATE_TRUNC('week', {sql})",
+    "month": "DATE_TRUNC('month', {sql})",
+    "quarter": "DATE_TRUNC('quarter', {sql})",
+    "year": "DATE_TRUNC('year', {sql})",
+}
+
+
+class _Compiler:
+    """Expands `${...}` references the way Looker does, collecting the joins they need."""
+
+    def __init__(self, model: Model, explore: Explore) -> None:
+        self.model = model
+        self.explore = explore
+        self.joins = {j.name: j for j in explore.joins}
+        self.needed: list[str] = []
+
+    def view_of(self, alias: str) -> View:
+        if alias == self.explore.name:
+            return self.model.view(alias)
+        if alias not in self.joins:
+            raise KeyError(f"explore {self.explore.name!r} has no join {alias!r}")
+        return self.model.view(self.joins[alias].view)
+
+    def need(self, alias: str) -> None:
+        if alias == self.explore.name or alias in self.needed:
+            return
+        join = self.joins[alias]
+        for ref in _REFERENCE.findall(join.sql_on):
+            other = ref.partition(".")[0]
+            if other != alias:
+                self.need(other)
+        self.needed.append(alias)
+
+    def field_sql(self, alias: str, name: str) -> tuple[str, str]:
+        """(SQL, kind) of a field: kind is dimension, sum or count."""
+        self.need(alias)
+        view = self.view_of(alias)
+        for dim in view.dimensions:
+            if dim.name == name:
+                return self.expand(alias, dim.sql), "dimension"
+        for group in view.dimension_groups:
+            for frame in group.timeframes:
+                if f"{group.name}_{frame}" == name:
+                    return _TIMEFRAME_SQL[frame].format(
+                        sql=self.expand(alias, group.sql)
+                    ), "dimension"
+        for measure in view.measures:
+            if measure.name == name:
+                inner = self.expand(alias, measure.sql) if measure.sql else "*"
+                return inner, measure.type
+        raise KeyError(f"view {view.name!r} (as {alias}) has no field {name!r}")
+
+    def expand(self, alias: str, sql: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            ref = match.group(1)
+            if ref == "TABLE":
+                return quote(alias)
+            if "." in ref:
+                other, _, name = ref.partition(".")
+                return self.field_sql(other, name)[0]
+            return self.field_sql(alias, ref)[0]
+
+        return _REFERENCE.sub(replace, sql)
+
+
+def explore_sql(
+    model: Model, explore_name: str, dimensions: Sequence[str], measures: Sequence[str]
+) -> str:
+    """The SELECT an explore query on `dimensions` and `measures` (`view.field`) implies.
+
+    Only the joins the fields need are included, as Looker does; measures here are
+    `sum` and `count` over many_to_one joins, so no symmetric aggregates are needed.
+    """
+    explore = next(e for e in model.explores if e.name == explore_name)
+    compiler = _Compiler(model, explore)
+    select = []
+    for ref in dimensions:
+        alias, _, name = ref.partition(".")
+        select.append(compiler.field_sql(alias, name)[0])
+    for ref in measures:
+        alias, _, name = ref.partition(".")
+        sql, kind = compiler.field_sql(alias, name)
+        select.append("COUNT(*)" if kind == "count" else f"{kind.upper()}({sql})")
+    base = model.view(explore.name)
+    lines = [
+        "SELECT " + ", ".join(select),
+        f"FROM {base.sql_table_name} AS {quote(explore.name)}",
+    ]
+    for alias in compiler.needed:
+        join = compiler.joins[alias]
+        kind = "LEFT JOIN" if join.type == "left_outer" else "JOIN"
+        on = compiler.expand(alias, join.sql_on)
+        lines.append(f"{kind} {model.view(join.view).sql_table_name} AS {quote(alias)} ON {on}")
+    if dimensions:
+        positions = ", ".join(str(i) for i in range(1, len(dimensions) + 1))
+        lines += [f"GROUP BY {positions}", f"ORDER BY {positions}"]
+    return "\n".join(lines)
