@@ -87,7 +87,7 @@ class LookerSandbox:
         server = self.bind()._server
         assert server is not None
         self._thread = threading.Thread(
-            target=server.serve_forever, name="looker-sandbox", daemon=True
+            target=server.serve_forever, args=(0.05,), name="looker-sandbox", daemon=True
         )
         self._thread.start()
         return self

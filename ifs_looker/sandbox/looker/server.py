@@ -397,7 +397,7 @@ class LookerHandler(BaseHTTPRequestHandler):
         content_type: str | None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        if self.sandbox.config.validate:
+        if self.sandbox.config.validate and self.sandbox.spec.find(self.command, self._path):
             text = payload.decode("utf-8")
             parsed = json.loads(text) if content_type == JSON and text else None
             problems = self.sandbox.spec.validate_response(

@@ -1,0 +1,75 @@
+"""Fixtures for the Looker sandbox tests: a real PostgreSQL database behind its connection."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import psycopg
+import pytest
+import requests
+
+from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+CONNECTION = "warehouse"
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this module (fails, not skips, without PostgreSQL)."""
+    name = f"looker_sb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def looker(pg_url: str, tmp_path) -> Iterator[LookerSandbox]:  # noqa: ANN001
+    """A Looker sandbox whose `warehouse` connection is PostgreSQL and `local` a DuckDB file."""
+    config = LookerConfig(
+        connections={CONNECTION: pg_url, "local": f"duckdb:///{tmp_path / 'local.duckdb'}"},
+        pdt_build_seconds=0.2,
+    )
+    with LookerSandbox(config, lookml_dirs={"ifs_cloud": tmp_path / "lookml"}) as sandbox:
+        yield sandbox
+    assert sandbox.response_problems == [], "every response must match the spec subset"
+
+
+class Api:
+    """Raw HTTP against the sandbox, the way a Looker SDK would send it."""
+
+    def __init__(self, sandbox: LookerSandbox) -> None:
+        self.sandbox = sandbox
+        self.session = requests.Session()
+        self.token: str | None = None
+
+    def login(self, client_id: str = "looker-sandbox", secret: str = "looker-sandbox-secret"):
+        response = self.session.post(
+            self.sandbox.api_url + "/login", data={"client_id": client_id, "client_secret": secret}
+        )
+        if response.status_code == 200:
+            self.token = response.json()["access_token"]
+        return response
+
+    def call(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        return self.session.request(method, self.sandbox.api_url + path, headers=headers, **kwargs)
+
+    def sql(self, sql: str, connection: str = CONNECTION) -> list[dict]:
+        slug = self.call("POST", "/sql_queries", json={"connection_name": connection, "sql": sql})
+        assert slug.status_code == 200, slug.text
+        run = self.call("POST", f"/sql_queries/{slug.json()['slug']}/run/json")
+        assert run.status_code == 200, run.text
+        return json.loads(run.text, parse_float=Decimal)
+
+
+@pytest.fixture
+def api(looker: LookerSandbox) -> Api:
+    client = Api(looker)
+    assert client.login().status_code == 200
+    return client
