@@ -15,6 +15,7 @@ from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECTION = "warehouse"
+SECRET = "looker-sandbox-secret"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def looker(pg_url: str, tmp_path) -> Iterator[LookerSandbox]:  # noqa: ANN001
+def looker(pg_url: str, tmp_path) -> Iterator[LookerSandbox]:
     """A Looker sandbox whose `warehouse` connection is PostgreSQL and `local` a DuckDB file."""
     config = LookerConfig(
         connections={CONNECTION: pg_url, "local": f"duckdb:///{tmp_path / 'local.duckdb'}"},
@@ -48,7 +49,7 @@ class Api:
         self.session = requests.Session()
         self.token: str | None = None
 
-    def login(self, client_id: str = "looker-sandbox", secret: str = "looker-sandbox-secret"):
+    def login(self, client_id: str = "looker-sandbox", secret: str = SECRET):
         response = self.session.post(
             self.sandbox.api_url + "/login", data={"client_id": client_id, "client_secret": secret}
         )

@@ -10,7 +10,7 @@ import requests
 COMMAND = [sys.executable, "-m", "ifs_looker.cli", "sandbox", "--port", "0", "--voucher-rows", "20"]
 
 
-def test_both_sandboxes_start_and_the_looker_one_answers_logins(tmp_path) -> None:  # noqa: ANN001
+def test_both_sandboxes_start_and_the_looker_one_answers_logins(tmp_path) -> None:
     warehouse = f"duckdb:///{tmp_path / 'w.duckdb'}"
     process = subprocess.Popen(
         [
