@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
-from http.server import ThreadingHTTPServer
-from types import TracebackType
 
+from ..loopback import LoopbackServer
 from .config import SandboxConfig
 from .dataset import generate
 from .entities import PROJECTIONS
@@ -21,14 +20,11 @@ from .tokens import TokenIssuer
 PATH_PREFIX = "/main/ifsapplications/projection/v1"
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class IfsCloudSandbox(LoopbackServer):
+    """An IFS Cloud on loopback; start with `start()` or as a context manager (port 0: any)."""
 
-
-class IfsCloudSandbox:
-    """Start with `start()` or as a context manager; `port=0` picks a free port."""
+    handler_class = SandboxHandler
+    thread_name = "ifs-sandbox"
 
     def __init__(
         self,
@@ -37,10 +33,8 @@ class IfsCloudSandbox:
         port: int = 0,
         verbose: bool = False,
     ) -> None:
+        super().__init__(host, port, verbose)
         self.config = config or SandboxConfig()
-        self.host = host
-        self.requested_port = port
-        self.verbose = verbose
         self.store = Store()
         for projection in PROJECTIONS:
             register_enums({e.name: e for e in projection.enums})
@@ -50,8 +44,6 @@ class IfsCloudSandbox:
         self.clock = MutationClock(self.store, self.config.seed)
         self.request_log: list[tuple[str, str, int]] = []
         self._log_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     def _load(self) -> None:
         """Generate the data set; the cyclic GC is paused: millions of rows form no cycles."""
@@ -64,64 +56,7 @@ class IfsCloudSandbox:
             gc.enable()
             gc.freeze()
 
-    # lifecycle -----------------------------------------------------------------------------------
-
-    def bind(self) -> IfsCloudSandbox:
-        """Open the listening socket (so `port` is known) without serving yet."""
-        if self._server is None:
-            handler = type("Handler", (SandboxHandler,), {"sandbox": self})
-            self._server = _Server((self.host, self.requested_port), handler)
-        return self
-
-    def start(self) -> IfsCloudSandbox:
-        """Serve from a background thread (tests, benchmarks)."""
-        server = self.bind()._server
-        assert server is not None
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="ifs-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread = None
-            self._server.server_close()
-            self._server = None
-
-    def serve_forever(self) -> None:
-        """Serve in the foreground (the CLI) until interrupted."""
-        server = self.bind()._server
-        assert server is not None
-        try:
-            server.serve_forever()
-        finally:
-            self.stop()
-
-    def __enter__(self) -> IfsCloudSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # addresses -----------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            return self.requested_port
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def token_url(self) -> str:

@@ -15,12 +15,12 @@ import socket
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import msgspec
 
+from ..loopback import SandboxRequestHandler
 from .edmx import render_metadata
 from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
 from .query import QueryError, parse_filter, parse_non_negative, parse_orderby, parse_select
@@ -51,28 +51,9 @@ class HttpError(Exception):
         self.body = {"error": {"code": code, "message": message, "details": []}}
 
 
-class SandboxHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class SandboxHandler(SandboxRequestHandler):
     server_version = "IfsCloudSandbox/1.0"
-    sandbox: IfsCloudSandbox  # set on the subclass made per sandbox
-
-    def log_message(self, format: str, *args: object) -> None:
-        if self.sandbox.verbose:
-            super().log_message(format, *args)
-
-    # dispatch ------------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
+    sandbox: IfsCloudSandbox
 
     def _handle(self, method: str) -> None:
         self._status = 0
