@@ -1,0 +1,196 @@
+"""After a successful load, Looker is told: datagroups marked stale, PDT builds started.
+
+A Looker problem is reported in the summary, never raised, and a failed load
+triggers nothing. The target-side wiring used here (`RefreshingTarget`) is the
+wiring target.py gets: refresh after `process_endofpipe` succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from target_looker.refresh import (
+    LookerSettings,
+    LookerSettingsError,
+    refresh_after_load,
+    stale_before_now,
+)
+from target_looker.target import TargetLooker
+
+from .singer_io import lines, query, record, schema, state
+
+
+@pytest.fixture
+def looker(tmp_path) -> Iterator[LookerSandbox]:
+    config = LookerConfig(connections={"local": f"duckdb:///{tmp_path / 'l.duckdb'}"})
+    with LookerSandbox(config) as sandbox:
+        yield sandbox
+    assert sandbox.request_problems() == []
+    assert sandbox.response_problems == []
+
+
+def looker_config(sandbox: LookerSandbox, **extra: object) -> dict:
+    return {
+        "looker_base_url": sandbox.base_url,
+        "looker_client_id": "looker-sandbox",
+        "looker_client_secret": "looker-sandbox-secret",
+        "looker_max_retries": 2,
+        "looker_max_backoff_seconds": 0.05,
+        **extra,
+    }
+
+
+def test_without_credentials_the_refresh_is_skipped_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    summary = refresh_after_load(LookerSettings.from_config({"looker_datagroups": ["m::d"]}))
+    assert summary == {"status": "skipped", "reason": "Looker credentials not configured"}
+    assert "Looker refresh skipped" in caplog.text
+
+
+def test_datagroups_are_marked_stale_now_and_pdts_started(looker: LookerSandbox) -> None:
+    settings = LookerSettings.from_config(
+        looker_config(
+            looker,
+            looker_datagroups=["ifs_cloud::ifs_gl"],
+            looker_pdts=["ifs_cloud/gl_monthly_balances"],
+        )
+    )
+    before = int(time.time())
+    summary = refresh_after_load(settings)
+    after = time.time()
+    assert summary["status"] == "succeeded"
+    [group] = summary["datagroups"]
+    assert (group["datagroup"], group["id"], group["status"]) == ("ifs_cloud::ifs_gl", "2", "ok")
+    assert before <= group["stale_before"] <= after
+    assert looker.state.datagroups["2"].stale_before == group["stale_before"]
+    assert looker.state.datagroups["1"].stale_before is None  # not configured, not touched
+    [pdt] = summary["pdts"]
+    assert pdt["status"] == "started"
+    assert pdt["materialization_id"] in looker.state.builds
+    [patch] = looker.requests("PATCH")
+    assert patch.body == {"stale_before": group["stale_before"]}
+    json.dumps(summary)  # goes into _load_runs.looker_actions
+
+
+def test_unknown_datagroups_and_pdts_are_reported_and_the_rest_still_done(
+    looker: LookerSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = LookerSettings.from_config(
+        looker_config(
+            looker,
+            looker_datagroups=["ifs_cloud::nope", "ifs_cloud::ifs_nightly"],
+            looker_pdts=["ifs_cloud/missing_view"],
+        )
+    )
+    summary = refresh_after_load(settings)
+    assert summary["status"] == "failed"
+    missing, done = summary["datagroups"]
+    assert missing["status"] == "failed"
+    assert "known: ifs_cloud::ifs_gl, ifs_cloud::ifs_nightly" in missing["error"]
+    assert done["status"] == "ok"
+    assert summary["pdts"][0]["status"] == "failed"
+    assert "HTTP 404" in summary["pdts"][0]["error"]
+    assert "Looker refresh failed (the load itself is committed)" in caplog.text
+
+
+def test_an_unreachable_looker_is_reported_not_raised() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = LookerSettings(
+        base_url=f"http://127.0.0.1:{port}",
+        client_id="x",
+        client_secret="super-secret-value",
+        datagroups=(("m", "d"),),
+        max_retries=1,
+        max_backoff_seconds=0.01,
+    )
+    summary = refresh_after_load(settings)
+    assert summary["status"] == "failed"
+    assert "connection error" in summary["error"]
+    assert "super-secret-value" not in json.dumps(summary)
+
+
+def test_malformed_datagroup_and_pdt_names_are_configuration_errors() -> None:
+    with pytest.raises(LookerSettingsError, match="model::datagroup"):
+        LookerSettings.from_config({"looker_datagroups": ["just_a_name"]})
+    with pytest.raises(LookerSettingsError, match="model/view"):
+        LookerSettings.from_config({"looker_pdts": ["model/view/extra"]})
+    settings = LookerSettings.from_config({"looker_datagroups": [" m :: d "]})
+    assert settings.datagroups == (("m", "d"),)
+
+
+def test_stale_before_is_now_rounded_down_never_in_the_future() -> None:
+    assert stale_before_now(lambda: 1_700_000_000.999) == 1_700_000_000
+
+
+# with the target ---------------------------------------------------------------------------------
+
+
+class RefreshingTarget(TargetLooker):
+    """target-looker with the post-load refresh wired in after a successful end of input."""
+
+    looker_actions: dict | None = None
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        self.looker_actions = refresh_after_load(LookerSettings.from_config(self.config))
+
+
+STREAM = schema(
+    "accounts",
+    {"Company": {"type": "string"}, "Account": {"type": "string"}, "Amount": {"type": "number"}},
+    ["Company", "Account"],
+)
+
+
+def test_datagroups_are_patched_only_after_the_load_committed(
+    looker: LookerSandbox, config: dict
+) -> None:
+    config = {**config, **looker_config(looker, looker_datagroups=["ifs_cloud::ifs_gl"])}
+    text = lines(
+        STREAM,
+        record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1.25}),
+        state({"bookmarks": {"accounts": {"x": 1}}}),
+    )
+    target = RefreshingTarget(config=config)
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.listen(io.StringIO(text))
+    assert target.looker_actions is not None
+    assert target.looker_actions["status"] == "succeeded"
+    [(committed, finished)] = query(
+        config,
+        "SELECT max(committed_at), (SELECT finished_at FROM {s}._load_runs) FROM {s}._load_batches",
+    )
+    [patch] = looker.requests("PATCH")
+    assert patch.at >= committed.timestamp()
+    assert patch.at >= finished.timestamp()
+
+
+def test_a_failed_load_patches_nothing(looker: LookerSandbox, config: dict) -> None:
+    config = {**config, **looker_config(looker, looker_datagroups=["ifs_cloud::ifs_gl"])}
+    text = lines(
+        STREAM,
+        record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1}),
+        record("accounts", {"Company": "US01", "Amount": 2}),  # key missing: the run stops
+    )
+    target = RefreshingTarget(config=config)
+    with (
+        pytest.raises(Exception, match="lacks key properties"),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        target.listen(io.StringIO(text))
+    assert target.looker_actions is None
+    assert looker.requests("PATCH") == []
+    assert looker.request_log == []
