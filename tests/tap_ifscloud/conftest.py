@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
-from ifs_looker.sandbox.ifs_cloud.server import ENCODER, SandboxHandler
+from ifs_looker.sandbox.ifs_cloud.server import SandboxHandler
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 from tap_ifscloud.tap import TapIFSCloud
 
@@ -51,10 +51,7 @@ def running_sandbox(**changes: Any) -> Iterator[IfsCloudSandbox]:
 
 def sandbox_rows(sandbox: IfsCloudSandbox, projection: str, entity_set: str) -> list[dict]:
     """The sandbox's current rows as a client would see them (Decimal numbers)."""
-    table = sandbox.store.table(projection, entity_set)
-    with sandbox.store.lock:
-        rows = [table.rows[k] for k in sorted(table.rows)]
-    return _DECODER.decode(ENCODER.encode(rows))
+    return sandbox.rows(projection, entity_set)
 
 
 def tap_config(sandbox: IfsCloudSandbox, **overrides: Any) -> dict[str, Any]:

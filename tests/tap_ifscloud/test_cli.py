@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from .conftest import run_cli, tap_config
+from .conftest import run_cli, running_sandbox, tap_config
 
 SANDBOX_SECRET = "sandbox-secret"
 
@@ -67,6 +67,17 @@ def test_replication_key_missing_from_metadata(shared_sandbox, tmp_path):
         result,
         "replication_key 'ChangedAt' is not a property of entity ManSuppInvoice",
         "date/timestamp fields are: InvoiceDate, DueDate, LastModified",
+    )
+
+
+def test_gives_up_after_max_retries_naming_the_url_and_last_status(tmp_path):
+    with running_sandbox(companies=("US01",), rate_5xx=1.0) as sandbox:
+        config = tap_config(sandbox, max_retries=2, max_backoff_seconds=0.01)
+        result = run_cli([], config, tmp_path)
+    assert_fails_clearly(
+        result,
+        "Gave up on GET http://127.0.0.1:",
+        "/AccountingStructureHandling.svc/$metadata after 3 attempts; last status: 50",
     )
 
 

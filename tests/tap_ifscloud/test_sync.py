@@ -198,6 +198,7 @@ def test_sync_survives_short_tokens_throttling_and_server_errors(caplog):
         token_lifetime=3.0,
         rate_429=0.2,
         rate_5xx=0.05,
+        drop_rate=0.02,
         retry_after="mixed",
         retry_after_seconds=0,
         latency_ms=25,  # so the run outlives its 3-second tokens
@@ -258,3 +259,26 @@ def test_a_token_rejected_with_401_is_replaced_and_the_request_retried(shared_sa
     assert tap.api.tokens.token() != first_token
     assert "401 Unauthorized, refreshed credentials" in caplog.text
     assert first_token not in caplog.text
+
+
+def test_start_date_bounds_incremental_and_window_streams(shared_sandbox):
+    run = run_tap(tap_config(shared_sandbox, companies=["DE01"], start_date="2026-03-01T00:00:00Z"))
+    invoices = run.records("supplier_invoices")
+    expected = [
+        r
+        for r in sandbox_rows(shared_sandbox, "ManualSupplierInvoiceHandling", "ManSuppInvoiceSet")
+        if r["Company"] == "DE01" and r["LastModified"] >= "2026-03-01T00:00:00Z"
+    ]
+    assert invoices
+    assert {r["InvoiceId"] for r in invoices} == {r["InvoiceId"] for r in expected}
+    vouchers = run.records("voucher_rows")
+    expected_vouchers = [
+        r
+        for r in sandbox_rows(shared_sandbox, "VoucherRowsAnalysis", "VoucherRowSet")
+        if r["Company"] == "DE01" and r["EntryDate"] >= "2026-03-01"
+    ]
+    assert vouchers
+    assert len(vouchers) == len(expected_vouchers)
+    assert len(run.records("gl_accounts")) == len(
+        expected_records(shared_sandbox, "gl_accounts", ("DE01",))
+    )
