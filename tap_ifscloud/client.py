@@ -1,37 +1,31 @@
-"""The IFS stream: one partition per company, key-set paging, etag columns.
+"""The IFS stream: one partition per company, bookmarks, etag columns.
 
-Rows are read in ascending (replication field, keys) order and each page asks
-for the rows strictly after the last row seen, so inserts, updates and deletes
-between pages can neither skip nor repeat a row the way `$skip` paging does
-(SPEC §4.3). A server that pages by itself (`@odata.nextLink`) is followed to
-the end of its chain before the next key-set page.
+Each company is a partition with its own bookmark. A run reads from the
+bookmark (or start_date) minus the lookback, in (replication field, keys)
+order through key-set paging (paging.py), and adds `_ifs_etag` and
+`_ifs_objversion` to every row.
 """
 
 from __future__ import annotations
 
 import typing as t
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-from urllib.parse import urljoin, urlsplit
 
 from singer_sdk import RESTStream
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 
-from ifs_looker.http import redact_url
 from tap_ifscloud import odata
 from tap_ifscloud.catalogue import FULL_TABLE, WINDOW, StreamDefinition
-from tap_ifscloud.errors import IFSResponseError
 from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
 from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, build_layout
+from tap_ifscloud.paging import KeysetReader
 
 if t.TYPE_CHECKING:
     from tap_ifscloud.api import IFSApi
     from tap_ifscloud.tap import TapIFSCloud
-
-NEXT_LINK = "@odata.nextLink"
 
 
 class IFSStream(RESTStream):
@@ -172,74 +166,21 @@ class IFSStream(RESTStream):
         page_size: int | None = None,
         max_pages: int | None = None,
     ) -> t.Iterator[dict[str, t.Any]]:
-        """Rows of one entity set for one company, page by page (see module docstring).
-
-        The next page is requested as soon as the current one is decoded (its last
-        row fixes the key-set position), so IFS prepares page N+1 while the rows of
-        page N are written out.
-        """
-        url = f"{self.url_base}/{read.entity_set}"
-        page_size = page_size or int(self.config.get("page_size") or 5000)
-        base = self.base_filter(read, company, since)
-        order_names = [name for name, _ in read.order_fields]
-        params = {
-            "$select": ",".join(read.select(wanted)),
-            "$orderby": odata.order_by(order_names),
-            "$top": str(page_size),
-        }
-
-        def keyset_page(position: tuple | None) -> dict[str, t.Any]:
-            keyset = odata.after(read.order_fields, position) if position else None
-            return self.api.get_json(
-                url, {"$filter": odata.and_all([base, keyset]) or None, **params}
-            )
-
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-page")
-        try:
-            pending: Future | None = pool.submit(keyset_page, None)
-            following_link = False
-            position: tuple | None = None
-            rows_in_chunk = 0
-            pages = 0
-            while pending is not None:
-                body = pending.result()
-                pages += 1
-                rows = body.get("value")
-                if not isinstance(rows, list):
-                    raise IFSResponseError(f"IFS answered {url} without an OData 'value' list")
-                rows_in_chunk += len(rows)  # as served: dropping repeats must not end paging
-                if following_link and position is not None and rows:
-                    rows = _after_position(rows, order_names, position)
-                if rows:
-                    position = tuple(rows[-1].get(name) for name in order_names)
-                next_link = self._same_origin(url, body.get(NEXT_LINK))
-                pending = None
-                if max_pages is None or pages < max_pages:
-                    if next_link:
-                        pending = pool.submit(self.api.get_json, next_link)
-                        following_link = True
-                    elif rows_in_chunk >= page_size:
-                        pending = pool.submit(keyset_page, position)
-                        following_link = False
-                        rows_in_chunk = 0
-                self._extracted_at = datetime.now(timezone.utc)
-                self._advance_bookmark(self._bookmark_context)
-                yield from self._records(rows, read)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _same_origin(self, url: str, next_link: str | None) -> str | None:
-        """The absolute nextLink, refused if it leads away from the IFS host
-        (the bearer token must not travel elsewhere)."""
-        if not next_link:
-            return None
-        absolute = urljoin(url, next_link)
-        if urlsplit(absolute)[:2] != urlsplit(url)[:2]:
-            raise IFSResponseError(
-                f"IFS answered {redact_url(url)} with a nextLink to another host "
-                f"({redact_url(absolute)}); not following it"
-            )
-        return absolute
+        """Rows of one entity set for one company, in (replication field, keys) order."""
+        reader = KeysetReader(
+            self.api.get_json,
+            f"{self.url_base}/{read.entity_set}",
+            base_filter=self.base_filter(read, company, since),
+            order_fields=read.order_fields,
+            select=read.select(wanted),
+            page_size=page_size or int(self.config.get("page_size") or 5000),
+            max_pages=max_pages,
+            name=self.name,
+        )
+        for rows in reader.pages():
+            self._extracted_at = datetime.now(timezone.utc)
+            self._advance_bookmark(self._bookmark_context)
+            yield from self._records(rows, read)
 
     def _records(self, rows: list[dict], read: EntityRead) -> t.Iterator[dict[str, t.Any]]:
         rename = read.rename
@@ -302,17 +243,3 @@ def _bound(since: t.Any, kind: str | None) -> t.Any:
             else odata.as_date(since)
         )
     return since
-
-
-def _sort_key(values: t.Sequence[t.Any]) -> tuple:
-    return tuple((v is not None, v) for v in values)
-
-
-def _after_position(rows: list[dict], names: list[str], position: tuple) -> list[dict]:
-    """Rows of a server-driven page that lie after the last row already emitted
-    (a `$skip`-based nextLink repeats rows when earlier rows were inserted)."""
-    floor = _sort_key(position)
-    first = rows[0]
-    if _sort_key([first.get(n) for n in names]) > floor:
-        return rows
-    return [r for r in rows if _sort_key([r.get(n) for n in names]) > floor]
