@@ -33,6 +33,7 @@ import datetime
 import decimal
 import math
 import re
+import threading
 import typing as t
 import uuid
 from collections.abc import Iterator, Sequence
@@ -132,6 +133,10 @@ class _ScriptCursor:
         predicted = self.warehouse._predicted
         return predicted.inserted, predicted.updated
 
+    @property
+    def rowcount(self) -> int:
+        return self.warehouse._predicted.inserted
+
 
 class _ScriptConnection:
     def __init__(self, warehouse: LookerSqlRunnerWarehouse) -> None:
@@ -153,10 +158,32 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         self.settings = settings
         self.connection_name = settings.connection_name
         self._client = client
-        self._buffer: list[str] | None = None
-        self._counting = False
-        self._predicted = MergeCounts()
+        self._local = threading.local()  # open transaction per thread, like a DB session
         self.calls = 0  # SQL Runner queries run (statistics for logs and tests)
+
+    @property
+    def _buffer(self) -> list[str] | None:
+        return getattr(self._local, "buffer", None)
+
+    @_buffer.setter
+    def _buffer(self, value: list[str] | None) -> None:
+        self._local.buffer = value
+
+    @property
+    def _counting(self) -> bool:
+        return getattr(self._local, "counting", False)
+
+    @_counting.setter
+    def _counting(self, value: bool) -> None:
+        self._local.counting = value
+
+    @property
+    def _predicted(self) -> MergeCounts:
+        return getattr(self._local, "predicted", MergeCounts())
+
+    @_predicted.setter
+    def _predicted(self, value: MergeCounts) -> None:
+        self._local.predicted = value
 
     @property
     def safe_url(self) -> str:
@@ -273,9 +300,9 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         self._predicted = self._predict(prepared.batch, prepared.payload)
         return super().merge(prepared)
 
-    def _upsert_sql(self, batch: Batch, target: str, stage: str, columns: str) -> str:
+    def _upsert_sql(self, *args: t.Any, **kwargs: t.Any) -> str:
         """The PostgreSQL upsert, ending in a check that the predicted counts came true."""
-        sql = super()._upsert_sql(batch, target, stage, columns)
+        sql = super()._upsert_sql(*args, **kwargs)
         head, found, _ = sql.rpartition(_COUNTS_TAIL)
         if not found:
             raise WarehouseError(

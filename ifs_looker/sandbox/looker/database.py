@@ -46,7 +46,8 @@ class Database:
             if self.dialect == "postgres"
             else unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
         )
-        self._lock = threading.Lock()  # DuckDB: one writer per file
+        self._lock = threading.Lock()  # one session per connection, one statement at a time
+        self._pg = None
 
     def _pg_conninfo(self) -> str:
         _scheme, _, rest = self.url.partition("://")
@@ -54,35 +55,47 @@ class Database:
 
     def run(self, sql: str) -> Result:
         """Execute `sql` (one or more statements); the rows of the last row-returning one."""
-        if self.dialect == "postgres":
-            return self._run_postgres(sql)
         with self._lock:
+            if self.dialect == "postgres":
+                return self._run_postgres(sql)
             return self._run_duckdb(sql)
+
+    def _pg_connection(self):
+        """One pooled session, as Looker keeps; a broken one is replaced."""
+        import psycopg
+
+        if self._pg is not None and not self._pg.closed and not self._pg.broken:
+            return self._pg
+        try:
+            self._pg = psycopg.connect(self._pg_conninfo(), autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise SqlError(f"Cannot connect to the database: {exc}") from None
+        return self._pg
 
     def _run_postgres(self, sql: str) -> Result:
         import psycopg
 
-        try:
-            conn = psycopg.connect(self._pg_conninfo(), autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise SqlError(f"Cannot connect to the database: {exc}") from None
+        conn = self._pg_connection()
         result = Result([], [])
-        try:
-            with conn.cursor() as cur:
-                try:
-                    cur.execute(sql.encode())
-                    while True:
-                        if cur.description is not None:
-                            result = Result([d.name for d in cur.description], cur.fetchall())
-                        if not cur.nextset():
-                            break
-                except psycopg.Error as exc:
-                    if conn.info.transaction_status != 0:
-                        conn.execute("ROLLBACK")
-                    raise SqlError(f"ERROR: {exc.diag.message_primary or exc}") from None
-        finally:
-            conn.close()
+        with conn.cursor() as cur:
+            try:
+                cur.execute(sql.encode())
+                while True:
+                    if cur.description is not None:
+                        result = Result([d.name for d in cur.description], cur.fetchall())
+                    if not cur.nextset():
+                        break
+            except psycopg.Error as exc:
+                if not conn.broken and conn.info.transaction_status != 0:
+                    conn.execute("ROLLBACK")
+                raise SqlError(f"ERROR: {exc.diag.message_primary or exc}") from None
         return result
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pg is not None:
+                self._pg.close()
+                self._pg = None
 
     def _run_duckdb(self, sql: str) -> Result:
         import duckdb

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -71,6 +72,12 @@ class LookerSandbox:
         self.request_log: list[LoggedRequest] = []
         self.sql_log: list[SqlRun] = []
         self.response_problems: list[str] = []
+        # 401 mid-load: sessions end just before SQL Runner runs that tests pick, by run
+        # number (1-based) or by their SQL (each query once, so its resend succeeds)
+        self.expire_tokens_before_runs: set[int] = set()
+        self.expire_tokens_before_sql: Callable[[str], bool] | None = None
+        self.sql_runs_seen = 0
+        self._expired_for: set[str] = set()
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -99,6 +106,8 @@ class LookerSandbox:
                 self._thread = None
             self._server.server_close()
             self._server = None
+        for database in self._databases.values():
+            database.close()
 
     def serve_forever(self) -> None:
         server = self.bind()._server
@@ -143,6 +152,18 @@ class LookerSandbox:
     def expire_tokens(self) -> None:
         """Invalidate every session now: the next authenticated request gets 401."""
         self.tokens.expire_all()
+
+    def before_sql_run(self, slug: str, sql: str) -> None:
+        """Count SQL Runner runs; end every session before the runs tests picked."""
+        predicate = self.expire_tokens_before_sql
+        with self._log_lock:
+            self.sql_runs_seen += 1
+            expire = self.sql_runs_seen in self.expire_tokens_before_runs
+            if predicate is not None and slug not in self._expired_for and predicate(sql):
+                self._expired_for.add(slug)
+                expire = True
+        if expire:
+            self.expire_tokens()
 
     def database(self, connection_name: str) -> Database | None:
         return self._databases.get(connection_name)

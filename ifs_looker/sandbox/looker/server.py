@@ -64,6 +64,10 @@ class LookerHandler(BaseHTTPRequestHandler):
     server_version = "LookerSandbox/26.12"
     sandbox: LookerSandbox  # set on the subclass made per sandbox
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: object) -> None:
         if self.sandbox.verbose:
             super().log_message(format, *args)
@@ -93,6 +97,7 @@ class LookerHandler(BaseHTTPRequestHandler):
         self._problems: list[str] = []
         self._logged_body: Any = None
         self._token: str | None = None
+        self._recorded = False
         try:
             raw = self._read_body()
             self._route(method, raw)
@@ -104,9 +109,15 @@ class LookerHandler(BaseHTTPRequestHandler):
             self.log_error("internal error: %r", exc)
             self._json(500, ApiError(500, "Internal server error").body)
         finally:
-            self.sandbox.record(
-                method, self._path, self._query, self._status, self._logged_body, self._problems
-            )
+            if not self._recorded:  # nothing was sent (a dropped connection)
+                self._record()
+
+    def _record(self) -> None:
+        """Log the request before its response leaves, so a client never outruns the log."""
+        self._recorded = True
+        self.sandbox.record(
+            self.command, self._path, self._query, self._status, self._logged_body, self._problems
+        )
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -130,6 +141,9 @@ class LookerHandler(BaseHTTPRequestHandler):
         handler: Callable[..., None] = getattr(self, f"_op_{operation.operation_id}", None)  # type: ignore[assignment]
         if handler is None:
             raise ApiError(404, "Not found")
+        if operation.operation_id == "run_sql_query":
+            query = self.sandbox.state.queries.get(params["slug"])
+            self.sandbox.before_sql_run(params["slug"], query.sql if query else "")
         if operation.operation_id != "login":
             self._token = self.sandbox.tokens.valid(self.headers.get("Authorization"))
             if self._token is None:
@@ -405,12 +419,13 @@ class LookerHandler(BaseHTTPRequestHandler):
             )
             self.sandbox.record_response_problems(self.command, self._path, status, problems)
         self._status = status
+        self._record()
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers:
             self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
+        # head and body in one write: split writes meet Nagle + delayed ACK (40 ms a request)
+        self._headers_buffer.append(b"\r\n" + payload)
+        self.flush_headers()
