@@ -1,0 +1,334 @@
+"""LookML generation: views and the finance explore as data, rendered once, proven on data.
+
+The end-to-end test loads the IFS sandbox through `tap-ifscloud | target-looker`,
+generates LookML from the loaded warehouse, has the Looker sandbox validate it, and
+runs the SQL the explore implies for "amount by account group and month": the
+totals equal the sandbox's own rows summed in Python with Decimal, to the last digit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from target_looker.columns import SqlType
+from target_looker.looker_api import LookerClient, LookerCredentials
+from target_looker.lookml import (
+    Dimension,
+    Measure,
+    Node,
+    TableSpec,
+    View,
+    build_model,
+    build_view,
+    explore_sql,
+    generate_lookml,
+    render,
+    tables_in,
+    write_model,
+)
+from target_looker.warehouse import open_warehouse
+
+BIN = Path(sys.executable).parent
+TEXT, NUM, DATE, TS = SqlType("text"), SqlType("numeric"), SqlType("date"), SqlType("timestamptz")
+
+
+# rendering ---------------------------------------------------------------------------------------
+
+
+def test_one_renderer_writes_blocks_sql_quoted_strings_lists_and_yesno() -> None:
+    view = View(
+        "orders",
+        '"s"."orders"',
+        (Dimension("id", "number", '${TABLE}."id"', primary_key=True, label='The "id"'),),
+        (),
+        (Measure("total_amount", "sum", "${amount}", "decimal_2"),),
+    )
+    assert render(view.node()) == (
+        "view: orders {\n"
+        '  sql_table_name: "s"."orders" ;;\n'
+        "\n"
+        "  dimension: id {\n"
+        "    primary_key: yes\n"
+        '    label: "The \\"id\\""\n'
+        "    type: number\n"
+        '    sql: ${TABLE}."id" ;;\n'
+        "  }\n"
+        "\n"
+        "  measure: total_amount {\n"
+        "    type: sum\n"
+        "    value_format_name: decimal_2\n"
+        "    sql: ${amount} ;;\n"
+        "  }\n"
+        "}\n"
+    )
+    top = Node("model", None, (("connection", "wh"), ("include", "/views/*.view.lkml")))
+    assert render(top) == 'connection: "wh"\ninclude: "/views/*.view.lkml"\n'
+
+
+# views -------------------------------------------------------------------------------------------
+
+
+def test_views_type_their_fields_from_the_columns() -> None:
+    table = TableSpec(
+        "ifs",
+        "voucher_rows",
+        {
+            "company": TEXT,
+            "voucher_no": SqlType("bigint"),
+            "voucher_date": DATE,
+            "amount": NUM,
+            "currency_rate": NUM,
+            "posted": SqlType("boolean"),
+            "Odd Name": TEXT,
+            "_sdc_extracted_at": TS,
+            "_load_run_id": TEXT,
+        },
+        ("company", "voucher_no"),
+    )
+    view = build_view(table)
+    dims = {d.name: d for d in view.dimensions}
+    assert dims["voucher_no"].type == "number"
+    assert dims["posted"].type == "yesno"
+    assert dims["odd_name"].sql == '${TABLE}."Odd Name"'
+    assert dims["load_run_id"].hidden
+    key = dims["primary_key"]
+    assert (key.primary_key, key.hidden) == (True, True)
+    assert key.sql == "CAST(${company} AS VARCHAR) || '|' || CAST(${voucher_no} AS VARCHAR)"
+    assert not dims["company"].primary_key
+    groups = {g.name: g for g in view.dimension_groups}
+    assert groups["voucher"].datatype == "date"
+    assert "voucher_month" in groups["voucher"].field_names()
+    assert groups["sdc_extracted"].datatype == "timestamp"
+    assert groups["sdc_extracted"].hidden
+    measures = {m.name: (m.type, m.sql) for m in view.measures}
+    assert measures == {"count": ("count", None), "total_amount": ("sum", "${amount}")}
+    assert view.sql_table_name == '"ifs"."voucher_rows"'
+
+
+def test_a_single_key_is_the_primary_key_dimension_itself() -> None:
+    view = build_view(
+        TableSpec("s", "orders", {"order_no": TEXT, "total_amount": NUM}, ("order_no",))
+    )
+    assert [(d.name, d.primary_key) for d in view.dimensions] == [
+        ("order_no", True),
+        ("total_amount", False),
+    ]
+
+
+def test_the_finance_explore_joins_accounts_code_parts_and_hierarchy_levels() -> None:
+    tables = [
+        TableSpec(
+            "s",
+            "voucher_rows",
+            {"company": TEXT, "account": TEXT, "code_b": TEXT, "code_c": TEXT, "amount": NUM},
+            ("company",),
+        ),
+        TableSpec(
+            "s",
+            "gl_accounts",
+            {"company": TEXT, "account": TEXT, "accnt_group": TEXT},
+            ("company", "account"),
+        ),
+        TableSpec(
+            "s",
+            "cost_dimensions",
+            {"company": TEXT, "code_part": TEXT, "code": TEXT},
+            ("company", "code_part", "code"),
+        ),
+        TableSpec(
+            "s",
+            "account_hierarchy",
+            {"company": TEXT, "structure_id": TEXT, "node_id": TEXT, "parent_node_id": TEXT},
+            ("company", "structure_id", "node_id"),
+        ),
+    ]
+    [explore] = build_model(tables, connection="wh").explores
+    assert [j.name for j in explore.joins] == [
+        "gl_accounts",
+        "code_b_dimension",
+        "code_c_dimension",
+        "account_node",
+        "account_parent_1",
+        "account_parent_2",
+        "account_parent_3",
+    ]
+    joins = {j.name: j for j in explore.joins}
+    assert joins["code_c_dimension"].view == "cost_dimensions"
+    assert "${code_c_dimension.code_part} = 'C'" in joins["code_c_dimension"].sql_on
+    assert (
+        "${account_parent_2.node_id} = ${account_parent_1.parent_node_id}"
+        in joins["account_parent_2"].sql_on
+    )
+    assert all(j.relationship == "many_to_one" for j in explore.joins)
+
+
+def test_without_voucher_rows_there_is_no_finance_explore() -> None:
+    model = build_model([TableSpec("s", "orders", {"id": TEXT}, ("id",))], connection="wh")
+    assert model.explores == ()
+
+
+# end to end --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ifs() -> IfsCloudSandbox:
+    config = SandboxConfig(
+        companies=("US01", "DE01"),
+        voucher_rows_per_company=120,
+        orders_per_company=3,
+        invoices_per_company=3,
+    )
+    with IfsCloudSandbox(config) as sandbox:
+        yield sandbox
+
+
+def pipeline(ifs: IfsCloudSandbox, config: dict, tmp_path: Path) -> None:
+    """`tap-ifscloud --config tap.json | target-looker --config target.json`, as processes."""
+    tap_config = {
+        "base_url": ifs.base_url,
+        "realm": ifs.config.realm,
+        "client_id": ifs.config.client_id,
+        "client_secret": ifs.config.client_secret,
+        "companies": list(ifs.config.companies),
+        "start_date": "2020-01-01T00:00:00Z",
+    }
+    (tmp_path / "tap.json").write_text(json.dumps(tap_config))
+    (tmp_path / "target.json").write_text(json.dumps(config))
+    tap = subprocess.Popen(
+        [BIN / "tap-ifscloud", "--config", tmp_path / "tap.json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    target = subprocess.run(
+        [BIN / "target-looker", "--config", tmp_path / "target.json"],
+        stdin=tap.stdout,
+        capture_output=True,
+        check=False,
+    )
+    assert tap.wait(timeout=120) == 0
+    assert target.returncode == 0, target.stderr.decode()[-2000:]
+
+
+def expected_by_group_and_month(ifs: IfsCloudSandbox) -> dict[tuple[str, str], Decimal]:
+    groups = {
+        (a["Company"], a["Account"]): a["AccntGroup"]
+        for a in ifs.rows("VoucherRowsAnalysis", "Reference_Account")
+    }
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in ifs.rows("VoucherRowsAnalysis", "VoucherRowSet"):
+        totals[(groups[(row["Company"], row["Account"])], row["VoucherDate"][:7])] += row["Amount"]
+    return dict(totals)
+
+
+def expected_by_hierarchy_level_2(ifs: IfsCloudSandbox) -> dict[str, Decimal]:
+    nodes = {
+        (n["Company"], n["NodeId"]): n
+        for n in ifs.rows("AccountingStructureHandling", "AccountingStructureItemSet")
+    }
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in ifs.rows("VoucherRowsAnalysis", "VoucherRowSet"):
+        node = nodes[(row["Company"], row["Account"])]
+        for _ in range(2):
+            node = nodes[(row["Company"], node["ParentNodeId"])]
+        totals[node["Description"]] += row["Amount"]
+    return dict(totals)
+
+
+def test_explore_totals_equal_the_ifs_rows_summed_exactly(
+    ifs: IfsCloudSandbox, config: dict, tmp_path: Path
+) -> None:
+    pipeline(ifs, config, tmp_path)
+    warehouse = open_warehouse(config["warehouse_url"])
+    warehouse.connect()
+    try:
+        schema = config["default_target_schema"]
+        written = generate_lookml(warehouse, schema, tmp_path / "lookml", connection="wh")
+        assert {p.name for p in written} >= {
+            "voucher_rows.view.lkml",
+            "gl_accounts.view.lkml",
+            "cost_dimensions.view.lkml",
+            "account_hierarchy.view.lkml",
+            "ifs_cloud.model.lkml",
+        }
+        model = build_model(tables_in(warehouse, schema), connection="wh")
+        sql = explore_sql(
+            model,
+            "voucher_rows",
+            ["gl_accounts.accnt_group", "voucher_rows.voucher_month"],
+            ["voucher_rows.total_amount"],
+        )
+        got = {(group, f"{month:%Y-%m}"): total for group, month, total in warehouse.fetchall(sql)}
+        levels = explore_sql(
+            model, "voucher_rows", ["account_parent_2.description"], ["voucher_rows.total_amount"]
+        )
+        by_level = dict(warehouse.fetchall(levels))
+    finally:
+        warehouse.close()
+    expected = expected_by_group_and_month(ifs)
+    assert len(expected) > 20
+    assert got == expected
+    assert by_level == expected_by_hierarchy_level_2(ifs)
+    assert set(by_level) == {"Balance sheet", "Profit and loss"}  # nothing posts to statistics
+    assert sum(by_level.values()) == sum(expected.values())
+
+
+def test_generated_lookml_passes_the_looker_sandbox_project_validation(
+    tmp_path: Path,
+) -> None:
+    specs = [
+        TableSpec(
+            "s",
+            "voucher_rows",
+            {"company": TEXT, "account": TEXT, "code_b": TEXT, "voucher_date": DATE, "amount": NUM},
+            ("company", "account"),
+        ),
+        TableSpec(
+            "s",
+            "gl_accounts",
+            {"company": TEXT, "account": TEXT, "accnt_group": TEXT},
+            ("company", "account"),
+        ),
+        TableSpec(
+            "s",
+            "cost_dimensions",
+            {"company": TEXT, "code_part": TEXT, "code": TEXT},
+            ("company", "code_part", "code"),
+        ),
+        TableSpec(
+            "s",
+            "account_hierarchy",
+            {
+                "company": TEXT,
+                "structure_id": TEXT,
+                "node_id": TEXT,
+                "parent_node_id": TEXT,
+                "description": TEXT,
+            },
+            ("company", "structure_id", "node_id"),
+        ),
+    ]
+    write_model(build_model(specs, connection="wh"), tmp_path / "project")
+    config = LookerConfig(connections={"wh": f"duckdb:///{tmp_path / 'w.duckdb'}"})
+    with LookerSandbox(config, lookml_dirs={"ifs_cloud": tmp_path / "project"}) as looker:
+        credentials = LookerCredentials(looker.base_url, "looker-sandbox", "looker-sandbox-secret")
+        with LookerClient(credentials) as client:
+            assert client.validate_project("ifs_cloud")["errors"] == []
+        # and the validator does catch a broken reference
+        model_file = tmp_path / "project" / "ifs_cloud.model.lkml"
+        model_file.write_text(
+            model_file.read_text().replace("${gl_accounts.account}", "${gl_accounts.acct}")
+        )
+        with LookerClient(credentials) as client:
+            errors = client.validate_project("ifs_cloud")["errors"]
+        assert [e["message"] for e in errors] == [
+            "Unknown field 'gl_accounts.acct' in voucher_rows"
+        ]
