@@ -83,10 +83,8 @@ class IFSStream(RESTStream):
         """The later of bookmark and start_date (for dates as well as timestamps)."""
         return max(value, start_date_value, key=odata.parse_timestamp)
 
-    def get_url_params(self, context, next_page_token):
-        raise NotImplementedError("IFSStream builds its own queries (see pages())")
-
     def parse_response(self, response):
+        """Unused by the sync path (get_records pages itself); kept for SDK tooling."""
         yield from response.json().get("value", [])
 
     # -- reading ---------------------------------------------------------------------

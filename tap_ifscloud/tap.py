@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -185,17 +186,14 @@ class TapIFSCloud(Tap):
         ctx.exit(0 if ok else 1)
 
 
-class _clear_errors:
+@contextlib.contextmanager
+def _clear_errors() -> t.Iterator[None]:
     """Report the tap's own errors as one clear line and exit non-zero (no traceback)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is not None and isinstance(exc, TapIFSCloudError):
-            logging.getLogger("tap-ifscloud").error("%s", exc)
-            sys.exit(1)
-        return False
+    try:
+        yield
+    except TapIFSCloudError as exc:
+        logging.getLogger("tap-ifscloud").error("%s", exc)
+        sys.exit(1)
 
 
 _BUNDLED: dict[str, ProjectionMetadata | None] = {}
