@@ -86,10 +86,14 @@ def test_empty_companies_list(shared_sandbox, tmp_path):
     assert_fails_clearly(result, "companies")
 
 
+SEEN_HEADERS: list[dict[str, str]] = []
+
+
 @pytest.fixture
 def broken_json_server(shared_sandbox) -> Iterator[str]:
     """IFS in front, broken behind: tokens and $metadata come from the sandbox,
     entity-set reads answer 200 with truncated JSON."""
+    SEEN_HEADERS.clear()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -117,6 +121,7 @@ def broken_json_server(shared_sandbox) -> Iterator[str]:
             )
 
         def do_GET(self):
+            SEEN_HEADERS.append(dict(self.headers))
             if "$metadata" in self.path:
                 headers = {"Authorization": self.headers.get("Authorization", "")}
                 self._relay(
@@ -140,6 +145,12 @@ def test_malformed_json_in_a_response(shared_sandbox, broken_json_server, tmp_pa
     config = tap_config(shared_sandbox, base_url=broken_json_server)
     result = run_cli([], config, tmp_path)
     assert_fails_clearly(result, "malformed JSON", "AccountingStructureItemSet")
+    # and every OData request carried IFS's time-zone header and a bearer token
+    assert SEEN_HEADERS
+    for headers in SEEN_HEADERS:
+        assert headers["X-Ifs-Time-Zone-Aware-Request"] == "true"
+        assert headers["Authorization"].startswith("Bearer ")
+        assert headers["Authorization"] not in result.stderr
 
 
 def test_connection_test_reports_each_stream(shared_sandbox, tmp_path):
