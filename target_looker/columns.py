@@ -120,9 +120,9 @@ def _string_type(schema: dict) -> tuple[SqlType, t.Any]:
         return TEXT, t.Literal[tuple(enum)]
     max_length = schema.get("maxLength")
     if isinstance(max_length, int) and max_length > 0:
-        return SqlType("varchar", length=max_length), t.Annotated[
-            str, msgspec.Meta(max_length=max_length)
-        ]
+        # The length is checked per batch (sinks.py): a Meta constraint here would
+        # double the cost of decoding.
+        return SqlType("varchar", length=max_length), str
     return TEXT, str
 
 

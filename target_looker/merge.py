@@ -40,9 +40,11 @@ def deduplicate(
 
     Survivors keep their arrival order, so the warehouse sees the tap's sequence.
     """
+    keys = list(map(key_of, rows))
+    if len(dict.fromkeys(keys)) == len(keys):  # the usual case, checked at C speed
+        return Deduplicated(list(range(len(rows))), 0)
     winner: dict[t.Hashable, int] = {}
-    for position, row in enumerate(rows):
-        key = key_of(row)
+    for position, (key, row) in enumerate(zip(keys, rows, strict=True)):
         previous = winner.get(key)
         if (
             previous is None

@@ -19,6 +19,8 @@ from singer_sdk.singerlib.encoding.base import GenericSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 _SNIPPET = 200
+# A JSON-escaped NUL character; PostgreSQL text cannot hold one, so sinks look closer.
+_NUL_BYTES, _NUL_TEXT = b"\\u0000", "\\u0000"
 
 
 class RecordEnvelope(msgspec.Struct):
@@ -41,7 +43,10 @@ def _snippet(line: str | bytes) -> str:
 
 
 class FastSingerReader(GenericSingerReader[str]):
-    """Reads Singer lines (bytes or str); RECORD callbacks receive a `RecordEnvelope`."""
+    """Reads Singer lines (bytes or str).
+
+    RECORD callbacks receive `(RecordEnvelope, has_nul)`: whether the line holds `\\u0000`.
+    """
 
     #: Called with the exception before any error leaves `process_lines`.
     on_error: Callable[[BaseException], None] | None = None
@@ -89,7 +94,7 @@ class FastSingerReader(GenericSingerReader[str]):
             if kind == "RECORD":
                 if envelope.stream is None:
                     raise InvalidInputLine(f"input line {number}: RECORD without 'stream'")
-                on_record(envelope)
+                on_record(envelope, (_NUL_BYTES if isinstance(line, bytes) else _NUL_TEXT) in line)
             else:
                 callback = callbacks.get(kind)
                 if callback is None:

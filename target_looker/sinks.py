@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import operator
 import time
 import typing as t
 import uuid
@@ -19,7 +20,7 @@ from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from target_looker import naming
-from target_looker.audit import BatchAudit, Reject, now
+from target_looker.audit import AuditLog, BatchAudit, Reject, now
 from target_looker.columns import BIGINT, TEXT, TIMESTAMPTZ, Column, property_type, record_struct
 from target_looker.merge import deduplicate
 from target_looker.reader import RecordEnvelope, decode_generic
@@ -81,12 +82,12 @@ class TablePlan:
     table: TableRef
     struct: type[msgspec.Struct]
     row_width: int  # leading Struct fields that are columns (the rest are ignored)
-    columns: list[Column]  # in row order: record columns, per-record, per-batch, absent
+    columns: list[Column]  # in row order: record columns, then per-record metadata
+    constant_columns: list[Column]  # same value for a whole batch: per-batch metadata, absent
     table_columns: list[Column]  # in table order: data columns, then metadata
     keys: list[str]  # column names
     key_properties: list[str]
     properties: set[str]
-    absent_supplied: int  # record-suppliable metadata columns the schema lacks (NULL)
 
     @property
     def names(self) -> list[str]:
@@ -148,8 +149,9 @@ def plan_table(
     row_width = len(fields)
     fields += [(prop, t.Any, False) for prop in ignored]
     absent = [RECORD_SUPPLIED[c][0] for c in RECORD_SUPPLIED if c not in supplied]
-    columns += [*PER_RECORD, *PER_BATCH, *absent]
-    by_name = {c.name: c for c in columns}
+    columns += PER_RECORD
+    constant_columns = [*PER_BATCH, *absent]
+    by_name = {c.name: c for c in [*columns, *constant_columns]}
     table_columns = [c for c in columns if c.name not in METADATA_ORDER]
     table_columns += [by_name[name] for name in METADATA_ORDER]
     return TablePlan(
@@ -157,11 +159,11 @@ def plan_table(
         struct=record_struct(stream, fields),
         row_width=row_width,
         columns=columns,
+        constant_columns=constant_columns,
         table_columns=table_columns,
         keys=[mapping[k] for k in key_properties],
         key_properties=list(key_properties),
         properties=set(properties),
-        absent_supplied=len(absent),
     )
 
 
@@ -233,6 +235,7 @@ class LookerSink(BatchSink):
         )
         self.load_method = target.config.get("load_method") or UPSERT
         ensure_table(warehouse, self.plan, self.load_method)
+        warehouse.note_table_state(self.plan.table)
         target.audit.record_stream(
             self.stream_name,
             self.plan.table.name,
@@ -240,12 +243,14 @@ class LookerSink(BatchSink):
             list(self.key_properties),
             target.bookmark_properties.get(self.stream_name, []),
         )
+        self.batch_rows = self.max_size
         self._decode = msgspec.json.Decoder(self.plan.struct).decode
         self._astuple = msgspec.structs.astuple
         self._check_nul = warehouse.forbids_nul_in_text
         self._warned_fields: set[str] = set()
+        self._last_extracted: tuple[str | None, datetime.datetime | None] = (None, None)
         names = self.plan.names
-        self._version_index = names.index(VERSION_COLUMN)
+        self._version_index = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None
         bookmarks = target.bookmark_properties.get(self.stream_name) or []
         sources = [c.source for c in self.plan.columns]
         self._bookmark_index = (
@@ -257,12 +262,12 @@ class LookerSink(BatchSink):
     def _reset_batch(self) -> None:
         self.first_seq: int | None = None
         self._rows: list[tuple] = []
-        self._raws: list[msgspec.Raw] = []
+        self._raws: list[msgspec.Raw] = []  # aligned with _rows
+        self._all_raws: list[msgspec.Raw] = []  # every record, for the checksum
         self._rejects: list[Reject] = []
         self._records_in = 0
-        self._hasher = hashlib.sha256()
         self._batch_id: str | None = None
-        self._batch_tail: tuple = ()
+        self._batched_at: datetime.datetime | None = None
 
     @property
     def pending(self) -> int:
@@ -275,21 +280,28 @@ class LookerSink(BatchSink):
     def _start_batch(self, seq: int) -> None:
         self.first_seq = seq
         self._batch_id = uuid.uuid4().hex
-        self._batch_tail = (
-            datetime.datetime.now(tz=_UTC),
-            self.target.run_id,
-            self._batch_id,
-        ) + (None,) * self.plan.absent_supplied
+        self._batched_at = datetime.datetime.now(tz=_UTC)
+
+    def _constants(self) -> list[tuple[Column, t.Any]]:
+        values = {
+            "_sdc_batched_at": self._batched_at,
+            "_load_run_id": self.target.run_id,
+            "_load_batch_id": self._batch_id,
+        }
+        return [(c, values.get(c.name)) for c in self.plan.constant_columns]
 
     # Hot path -------------------------------------------------------------------------
 
-    def add(self, envelope: RecordEnvelope, seq: int) -> None:
-        """Decode one record into a row, or into a reject with the reason."""
+    def add(self, envelope: RecordEnvelope, seq: int, has_nul: bool = False) -> None:
+        """Decode one record into a row, or into a reject with the reason.
+
+        `has_nul`: the input line contains a `\\u0000` escape (checked by the reader).
+        """
         if self.first_seq is None:
             self._start_batch(seq)
         raw = envelope.record
         self._records_in += 1
-        self._hasher.update(raw)
+        self._all_raws.append(raw)
         try:
             obj = self._decode(raw)
         except msgspec.ValidationError as exc:
@@ -299,7 +311,7 @@ class LookerSink(BatchSink):
         row = self._astuple(obj)
         if len(row) != self.plan.row_width:
             row = row[: self.plan.row_width]
-        if self._check_nul and b"\\u0000" in bytes(raw) and _has_nul(row):
+        if has_nul and self._check_nul and _has_nul(row):
             self._reject(
                 envelope,
                 "a text value contains a NUL (\\u0000) character, which PostgreSQL cannot store",
@@ -307,16 +319,11 @@ class LookerSink(BatchSink):
             return
         extracted = envelope.time_extracted
         if extracted is not None:
-            extracted = _parse_time(extracted)
+            if extracted != self._last_extracted[0]:
+                self._last_extracted = (extracted, _parse_time(extracted))
+            extracted = self._last_extracted[1]
         self._rows.append(
-            (
-                *row,
-                extracted,
-                datetime.datetime.now(tz=_UTC),
-                time.time_ns(),
-                envelope.version,
-                *self._batch_tail,
-            )
+            (*row, extracted, datetime.datetime.now(tz=_UTC), time.time_ns(), envelope.version)
         )
         self._raws.append(raw)
 
@@ -380,63 +387,76 @@ class LookerSink(BatchSink):
         """SDK hook (used by the SDK's own drain paths): commit what is buffered."""
         self.target.commit_sink(self)
 
-    def build_batch(self, truncate_first: bool) -> tuple[Batch, int, list[int]]:
-        """The batch to load, the rows superseded inside it, and kept row positions."""
-        rows = self._rows
-        keyed = self.load_method != APPEND_ONLY and self.plan.keys
-        kept = list(range(len(rows)))
+    def take_batch(self, truncate_first: bool) -> BatchWork:
+        """Hand the buffered batch over for loading and start an empty one."""
+        rows, raws = self._rows, self._raws
+        transposed = list(zip(*rows, strict=True)) if rows else []
+        rows, kept = self._drop_overlong(rows, transposed)
+        keyed = self.load_method != APPEND_ONLY and bool(self.plan.keys)
         superseded = 0
         if keyed:
-            names = self.plan.names
-            positions = [names.index(k) for k in self.plan.keys]
-            if len(positions) == 1:
-                p = positions[0]
-                key_of = lambda row: row[p]  # noqa: E731
-            else:
-                key_of = lambda row: tuple(row[i] for i in positions)  # noqa: E731
-            result = deduplicate(rows, key_of, self._version_index)
+            positions = [self.plan.names.index(k) for k in self.plan.keys]
+            result = deduplicate(rows, _key_getter(positions), self._version_index)
             superseded = result.superseded
             if superseded:
-                kept = result.kept
-                rows = [rows[i] for i in kept]
-        batch = Batch(
-            table=self.plan.table,
-            columns=self.plan.columns,
-            rows=rows,
-            keys=self.plan.keys if keyed else [],
-            load_method=self.load_method,
-            truncate_first=truncate_first,
-        )
-        return batch, superseded, kept
-
-    def late_rejects(self, kept: list[int], rejects: list[tuple[int, str]]) -> None:
-        """Rows the warehouse could not hold (e.g. too many decimal places for DuckDB)."""
-        for position, reason in rejects:
-            raw = self._raws[kept[position]]
-            self._reject(RecordEnvelope("RECORD", self.stream_name, raw), reason)
-
-    def batch_audit(self, counts: MergeCounts, superseded: int) -> BatchAudit:
-        low, high = self._bookmark_range()
-        counts = MergeCounts(counts.inserted, counts.updated, counts.skipped + superseded)
-        return BatchAudit(
+                kept = [kept[i] for i in result.kept]
+                rows = [rows[i] for i in result.kept]
+        low, high = self._bookmark_range(transposed)
+        work = BatchWork(
+            batch=Batch(
+                table=self.plan.table,
+                columns=self.plan.columns,
+                rows=rows,
+                keys=self.plan.keys if keyed else [],
+                load_method=self.load_method,
+                truncate_first=truncate_first,
+                constants=self._constants(),
+            ),
+            stream=self.stream_name,
             run_id=self.target.run_id,
             batch_id=t.cast("str", self._batch_id),
-            stream=self.stream_name,
-            table_name=self.plan.table.name,
             records_in=self._records_in,
-            counts=counts,
-            rejected=len(self._rejects),
+            superseded=superseded,
+            raws=[raws[i] for i in kept],
+            rejects=self._rejects,
+            all_raws=self._all_raws,
             min_bookmark=low,
             max_bookmark=high,
-            checksum=self._hasher.hexdigest(),
-            committed_at=now(),
         )
+        self._reset_batch()
+        return work
 
-    def _bookmark_range(self) -> tuple[str | None, str | None]:
-        if self._bookmark_index is None:
+    def _drop_overlong(
+        self, rows: list[tuple], transposed: list[tuple]
+    ) -> tuple[list[tuple], list[int]]:
+        """Reject rows whose text exceeds the schema's maxLength (never truncate)."""
+        kept = list(range(len(rows)))
+        bad: dict[int, str] = {}
+        for i, column in enumerate(self.plan.columns):
+            limit = column.sql_type.length
+            if column.sql_type.kind != "varchar" or not limit or not rows:
+                continue
+            if max(map(len, filter(None, transposed[i])), default=0) <= limit:
+                continue
+            for position, value in enumerate(transposed[i]):
+                length = len(value) if value else 0
+                if length > limit and position not in bad:
+                    bad[position] = (
+                        f"fails schema: {column.source!r} is {length} characters, "
+                        f"longer than its maxLength {limit}"
+                    )
+        if not bad:
+            return rows, kept
+        for position, reason in sorted(bad.items()):
+            self._reject(RecordEnvelope("RECORD", self.stream_name, self._raws[position]), reason)
+        kept = [i for i in kept if i not in bad]
+        return [rows[i] for i in kept], kept
+
+    def _bookmark_range(self, transposed: list[tuple]) -> tuple[str | None, str | None]:
+        """Bookmark range of the batch as received (rejected rows included: they were read)."""
+        if self._bookmark_index is None or not transposed:
             return None, None
-        i = self._bookmark_index
-        values = [row[i] for row in self._rows if row[i] is not None]
+        values = [v for v in transposed[self._bookmark_index] if v is not None]
         if not values:
             return None, None
         try:
@@ -444,12 +464,58 @@ class LookerSink(BatchSink):
         except TypeError:
             return None, None
 
-    @property
-    def rejects(self) -> list[Reject]:
-        return self._rejects
 
-    def clear(self) -> None:
-        self._reset_batch()
+@dataclass
+class BatchWork:
+    """A batch detached from its sink: everything needed to load and audit it."""
+
+    batch: Batch
+    stream: str
+    run_id: str
+    batch_id: str
+    records_in: int
+    superseded: int
+    raws: list[msgspec.Raw]  # aligned with batch.rows, for late rejects
+    rejects: list[Reject]
+    all_raws: list[msgspec.Raw]  # every record of the batch, in arrival order
+    min_bookmark: str | None
+    max_bookmark: str | None
+
+    def load(self, warehouse: Warehouse, audit: AuditLog, state: dict | None) -> BatchAudit:
+        """Prepare, then merge + rejects + audit rows in one transaction."""
+        # One big buffer: hashlib releases the GIL for it, so decoding goes on meanwhile.
+        checksum = hashlib.sha256(b"\n".join(self.all_raws)).hexdigest()
+        prepared = warehouse.prepare(self.batch)
+        for position, reason in prepared.rejects:
+            self.rejects.append(
+                Reject(self.stream, reason, bytes(self.raws[position]).decode(), now())
+            )
+        with warehouse.transaction():
+            counts = warehouse.merge(prepared)
+            audit.record_rejects(self.batch_id, self.rejects)
+            result = BatchAudit(
+                run_id=self.run_id,
+                batch_id=self.batch_id,
+                stream=self.stream,
+                table_name=self.batch.table.name,
+                records_in=self.records_in,
+                counts=MergeCounts(
+                    counts.inserted, counts.updated, counts.skipped + self.superseded
+                ),
+                rejected=len(self.rejects),
+                min_bookmark=self.min_bookmark,
+                max_bookmark=self.max_bookmark,
+                checksum=checksum,
+                committed_at=now(),
+            )
+            audit.record_batch(result, state)
+        return result
+
+
+def _key_getter(positions: list[int]) -> t.Callable[[tuple], t.Hashable]:
+    if len(positions) == 1:
+        return operator.itemgetter(positions[0])
+    return operator.itemgetter(*positions)
 
 
 def _text(value: t.Any) -> str:

@@ -22,7 +22,8 @@ from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from target_looker import naming
-from target_looker.audit import AuditLog, now
+from target_looker.audit import AuditLog, BatchAudit, now
+from target_looker.committer import Committer, Job
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
 from target_looker.sinks import LookerSink
 from target_looker.warehouse import Warehouse, default_url, open_warehouse
@@ -129,6 +130,7 @@ class TargetLooker(Target):
         self._activations: dict[str, int] = {}
         self._overwritten: set[str] = set()
         self._finished = False
+        self._committer = Committer()
 
     # Warehouse and audit, opened on the first SCHEMA ---------------------------------
 
@@ -138,6 +140,7 @@ class TargetLooker(Target):
 
     @property
     def warehouse(self) -> Warehouse:
+        """The connection, for main-thread use: waits until the loader thread is idle."""
         if self._warehouse is None:
             warehouse = open_warehouse(self.config.get("warehouse_url"))
             warehouse.connect()
@@ -146,6 +149,8 @@ class TargetLooker(Target):
             audit.ensure_tables()
             audit.start(now())
             self._warehouse, self._audit = warehouse, audit
+        self._committer.wait_idle()
+        self._emit_finished()
         return self._warehouse
 
     @property
@@ -194,12 +199,14 @@ class TargetLooker(Target):
             return sink
         return None
 
-    def _process_record_message(self, envelope: RecordEnvelope) -> None:  # type: ignore[override]
+    def _process_record_message(  # type: ignore[override]
+        self, envelope: RecordEnvelope, has_nul: bool = True
+    ) -> None:
         self._seq += 1
         sink = self._sink_for(envelope.stream)
         if sink is not None:
-            sink.add(envelope, self._seq)
-            if sink.pending >= sink.max_size:
+            sink.add(envelope, self._seq, has_nul)
+            if sink.pending >= sink.batch_rows:
                 self.commit_sink(sink)
         else:
             record = decode_generic(envelope.record)
@@ -209,20 +216,21 @@ class TargetLooker(Target):
                     continue
                 mapped = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
                 mapped.add_record(transformed, envelope, self._seq)
-                if mapped.pending >= mapped.max_size:
+                if mapped.pending >= mapped.batch_rows:
                     self.commit_sink(mapped)
+        if self._committer.has_finished:
+            self._emit_finished()
         if self._seq % 1000 == 0:
             self._handle_max_record_age()
 
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_states.append((self._seq, message_dict["value"]))
-        position = self._safe_state_position(exclude=None)
-        if position >= 0:
-            state = self._take_states(position)
-            if self._audit is not None:
-                self._audit.record_state(state)
-            self._write_state_message(state)
+        state = self._take_safe_state()
+        if state is not None:
+            # Safe once the batches already submitted have committed.
+            self._submit(lambda: self.audit_log.record_state(state), state)
+        self._emit_finished()
 
     def _process_activate_version_message(self, message_dict: dict) -> None:
         if not self.config.get("process_activate_version_messages", True):
@@ -244,62 +252,75 @@ class TargetLooker(Target):
 
     # Committing ------------------------------------------------------------------------
 
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit log without waiting (for code running on the loader thread)."""
+        return t.cast("AuditLog", self._audit)
+
     def _all_sinks(self) -> list[LookerSink]:
         return [*self._sinks_to_clear, *self._sinks_active.values()]  # type: ignore[list-item]
 
-    def _safe_state_position(self, exclude: LookerSink | None) -> int:
-        """Index of the newest pending STATE whose records are all committed (or -1).
+    def _take_safe_state(self) -> dict | None:
+        """The newest pending STATE with no buffered record before it (or None).
 
-        `exclude` is a sink about to commit: its records count as committed.
+        Records already handed to the loader thread count as committed here: the STATE
+        rides on the last job submitted, and is emitted only once that job commits.
         """
-        firsts = [
-            s.first_seq for s in self._all_sinks() if s is not exclude and s.first_seq is not None
-        ]
-        low = min(firsts, default=math.inf)
+        low = min(
+            (s.first_seq for s in self._all_sinks() if s.first_seq is not None),
+            default=math.inf,
+        )
         position = -1
         for i, (watermark, _) in enumerate(self._pending_states):
             if watermark < low:
                 position = i
-        return position
-
-    def _take_states(self, position: int) -> dict:
+        if position < 0:
+            return None
         state = self._pending_states[position][1]
         del self._pending_states[: position + 1]
         return state
 
+    def _submit(self, run: t.Callable[[], t.Any], state: dict | None) -> None:
+        _ = self.warehouse if self._warehouse is None else None
+        self._committer.submit(Job(run, state))
+        self._emit_finished()
+
+    def _emit_finished(self) -> None:
+        """Emit the STATE of every job that has committed (main thread, in order)."""
+        for job in self._committer.finished():
+            if job.error is not None or job.skipped:
+                continue
+            if isinstance(job.result, BatchAudit):
+                self._log_batch(job.result)
+            if job.state is not None:
+                self._write_state_message(job.state)
+        self._committer.raise_if_failed()
+
     def commit_sink(self, sink: LookerSink) -> None:
-        """Load one sink's batch in one transaction; then emit the STATE it made safe."""
+        """Hand one sink's batch to the loader thread; its STATE follows the commit."""
         if not sink.pending:
             return
-        warehouse, audit = self.warehouse, self.audit
+        if self._warehouse is None:
+            _ = self.warehouse
         table = sink.plan.table
         truncate = sink.load_method == OVERWRITE and table not in self._overwritten
-        batch, superseded, kept = sink.build_batch(truncate)
-        prepared = warehouse.prepare(batch)
-        if prepared.rejects:
-            sink.late_rejects(kept, prepared.rejects)
-        position = self._safe_state_position(exclude=sink)
-        state = self._pending_states[position][1] if position >= 0 else None
-        with warehouse.transaction():
-            counts = warehouse.merge(prepared)
-            audit.record_rejects(sink._batch_id, sink.rejects)
-            batch_audit = sink.batch_audit(counts, superseded)
-            audit.record_batch(batch_audit, state)
         if truncate:
             self._overwritten.add(table)
+        work = sink.take_batch(truncate)
+        state = self._take_safe_state()
+        warehouse, audit = self._warehouse, self.audit_log
+        self._submit(lambda: work.load(warehouse, audit, state), state)
+
+    def _log_batch(self, result: BatchAudit) -> None:
         self.logger.info(
             "Committed %s batch: %d records -> %d inserted, %d updated, %d skipped, %d rejected",
-            sink.stream_name,
-            batch_audit.records_in,
-            batch_audit.counts.inserted,
-            batch_audit.counts.updated,
-            batch_audit.counts.skipped,
-            batch_audit.rejected,
+            result.stream,
+            result.records_in,
+            result.counts.inserted,
+            result.counts.updated,
+            result.counts.skipped,
+            result.rejected,
         )
-        sink.clear()
-        sink.record_counter_metric.increment(batch_audit.records_in)
-        if position >= 0:
-            self._write_state_message(self._take_states(position))
 
     def commit_all(self) -> None:
         for sink in sorted(
@@ -315,17 +336,23 @@ class TargetLooker(Target):
             return
         self.commit_sink(t.cast("LookerSink", sink))
         hard = bool(self.config.get("hard_delete", False))
-        with self.warehouse.transaction():
-            count = self.warehouse.retire_old_versions(
-                sink.plan.table, version, hard_delete=hard, deleted_at=now()
+        table = sink.plan.table
+        warehouse = self._warehouse
+
+        def retire() -> None:
+            with warehouse.transaction():
+                count = warehouse.retire_old_versions(
+                    table, version, hard_delete=hard, deleted_at=now()
+                )
+            self.logger.info(
+                "ACTIVATE_VERSION %s for %s: %d older rows %s",
+                version,
+                stream,
+                count,
+                "deleted" if hard else "marked _sdc_deleted_at",
             )
-        self.logger.info(
-            "ACTIVATE_VERSION %s for %s: %d older rows %s",
-            version,
-            stream,
-            count,
-            "deleted" if hard else "marked _sdc_deleted_at",
-        )
+
+        self._submit(retire, None)
 
     def _handle_max_record_age(self) -> None:
         if self._max_record_age_in_minutes > self._MAX_RECORD_AGE_IN_MINUTES:
@@ -342,11 +369,10 @@ class TargetLooker(Target):
             for stream, version in list(self._activations.items()):
                 self._apply_activation(stream, version)
             self._activations.clear()
-            if self._pending_states:
-                state = self._take_states(len(self._pending_states) - 1)
-                self.audit.record_state(state)
-                self._write_state_message(state)
-            self.audit.finish("succeeded")
+            state = self._take_safe_state()
+            if state is not None:
+                self._submit(lambda: self.audit_log.record_state(state), state)
+            self.audit.finish("succeeded")  # waits for the loader thread
             self._finished = True
             for sink in self._all_sinks():
                 sink.clean_up()
@@ -354,6 +380,7 @@ class TargetLooker(Target):
             self._on_error(exc)
             raise
         finally:
+            self._committer.stop()
             if self._warehouse is not None:
                 self._warehouse.close()
 
@@ -365,6 +392,7 @@ class TargetLooker(Target):
 
     def _on_error(self, error: BaseException) -> None:
         """Record the failed run; its uncommitted records were never acknowledged by STATE."""
+        self._committer.stop()  # lets a running batch finish; queued ones are dropped
         if self._audit is None or self._finished:
             return
         self._finished = True

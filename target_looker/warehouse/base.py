@@ -52,10 +52,15 @@ class Batch:
     keys: list[str]  # column names
     load_method: str
     truncate_first: bool = False  # overwrite: first batch of the run empties the table
+    constants: list[tuple[Column, t.Any]] = field(default_factory=list)  # same for every row
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def all_names(self) -> list[str]:
+        return [c.name for c in self.columns] + [c.name for c, _ in self.constants]
 
 
 @dataclass
@@ -172,6 +177,9 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def primary_key(self, table: TableRef) -> list[str]: ...
 
+    def note_table_state(self, table: TableRef) -> None:  # noqa: B027 - optional hook
+        """Called when a stream starts loading into `table` (dialects may look at it)."""
+
     def create_table(self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]) -> None:
         parts = [
             f"{self.quote(c.name)} {self.render_type(c.sql_type)}"
@@ -228,6 +236,18 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def is_digits(self, expression: str) -> str: ...
+
+    def constant_sql(self, batch: Batch, first_param: int = 1) -> tuple[list[str], list[t.Any]]:
+        """SQL expressions (typed, bound) for a batch's constant columns, and their values."""
+        expressions, params = [], []
+        for column, value in batch.constants:
+            sql_type = self.render_type(column.sql_type)
+            if value is None:
+                expressions.append(f"CAST(NULL AS {sql_type})")
+            else:
+                params.append(value)
+                expressions.append(f"CAST(${first_param + len(params) - 1} AS {sql_type})")
+        return expressions, params
 
     def key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
         return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)

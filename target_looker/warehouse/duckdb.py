@@ -190,42 +190,51 @@ class DuckDBWarehouse(Warehouse):
             arrays.append(pa.array(values, type=self._arrow_type(column.sql_type)))
         table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
         prepared_batch = Batch(
-            batch.table, batch.columns, rows, batch.keys, batch.load_method, batch.truncate_first
+            batch.table,
+            batch.columns,
+            rows,
+            batch.keys,
+            batch.load_method,
+            batch.truncate_first,
+            batch.constants,
         )
         return Prepared(prepared_batch, table, sorted(rejects.items()))
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         batch = prepared.batch
         target = self.qualified(batch.table)
-        names = batch.column_names
+        constants, params = self.constant_sql(batch)
+        source = {name: f"s.c{i}" for i, name in enumerate(batch.column_names)}
+        source.update(zip([c.name for c, _ in batch.constants], constants, strict=True))
+        names = batch.all_names
         columns = ", ".join(self.quote(c) for c in names)
-        staged = ", ".join(f"s.c{i}" for i in range(len(names)))
+        select = ", ".join(source[c] for c in names)
         self.con.register(_STAGE, prepared.payload)
         try:
             if batch.truncate_first:
                 self.execute(f"DELETE FROM {target}")
             if not batch.keys or batch.load_method == APPEND_ONLY:
                 inserted = self.execute(
-                    f"INSERT INTO {target} ({columns}) SELECT {staged} FROM {_STAGE} AS s"
+                    f"INSERT INTO {target} ({columns}) SELECT {select} FROM {_STAGE} AS s", params
                 )
                 return MergeCounts(inserted=inserted)
-            position = {name: i for i, name in enumerate(names)}
-            match = " AND ".join(f"t.{self.quote(k)} = s.c{position[k]}" for k in batch.keys)
-            version = f"s.c{position[VERSION_COLUMN]}"
-            guard = self.version_guard(version, f"t.{self.quote(VERSION_COLUMN)}")
+            match = " AND ".join(f"t.{self.quote(k)} = {source[k]}" for k in batch.keys)
+            guard = self.version_guard(source[VERSION_COLUMN], f"t.{self.quote(VERSION_COLUMN)}")
             updates = ", ".join(
-                f"{self.quote(c)} = s.c{i}" for i, c in enumerate(names) if c not in batch.keys
+                f"{self.quote(c)} = {source[c]}" for c in names if c not in batch.keys
             )
             updated = self.execute(
-                f"UPDATE {target} AS t SET {updates} FROM {_STAGE} AS s WHERE {match} AND {guard}"
+                f"UPDATE {target} AS t SET {updates} FROM {_STAGE} AS s WHERE {match} AND {guard}",
+                params,
             )
             inserted = self.execute(
-                f"INSERT INTO {target} ({columns}) SELECT {staged} FROM {_STAGE} AS s "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})"
+                f"INSERT INTO {target} ({columns}) SELECT {select} FROM {_STAGE} AS s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})",
+                params,
             )
-            if TABLE_VERSION_COLUMN in position:
+            if TABLE_VERSION_COLUMN in batch.column_names:
                 tv = self.quote(TABLE_VERSION_COLUMN)
-                stv = f"s.c{position[TABLE_VERSION_COLUMN]}"
+                stv = source[TABLE_VERSION_COLUMN]
                 self.execute(
                     f"UPDATE {target} AS t SET {tv} = {stv}, {self.quote('_sdc_deleted_at')} = "
                     f"NULL FROM {_STAGE} AS s WHERE {match} AND {stv} IS NOT NULL "
@@ -233,8 +242,4 @@ class DuckDBWarehouse(Warehouse):
                 )
         finally:
             self.con.unregister(_STAGE)
-        return MergeCounts(inserted, updated, batch_rows(prepared) - inserted - updated)
-
-
-def batch_rows(prepared: Prepared) -> int:
-    return prepared.payload.num_rows
+        return MergeCounts(inserted, updated, prepared.payload.num_rows - inserted - updated)

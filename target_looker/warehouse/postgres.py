@@ -11,6 +11,7 @@ then merges in one statement and reports inserted vs updated through `xmax`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import typing as t
 from collections.abc import Iterator, Sequence
 
@@ -55,6 +56,11 @@ _STAGE = "target_looker_stage"
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 
+def _copy_text(value: t.Any) -> t.Any:
+    """A constant column value, pre-rendered once per batch for COPY's text format."""
+    return value.isoformat() if isinstance(value, datetime.datetime) else value
+
+
 class PostgresWarehouse(Warehouse):
     dialect = "postgresql"
     max_identifier_bytes = 63
@@ -64,6 +70,8 @@ class PostgresWarehouse(Warehouse):
     def __init__(self, url) -> None:
         super().__init__(url.set(drivername="postgresql+psycopg"))
         self._conn: psycopg.Connection | None = None
+        # Tables that were empty when their stream started: batches try a plain COPY first.
+        self._may_be_new: set[TableRef] = set()
 
     def conninfo(self) -> str:
         url = self.url
@@ -133,6 +141,13 @@ class PostgresWarehouse(Warehouse):
         # NUMERIC without a typmod keeps every digit it is given.
         return SqlType("numeric") if wanted.kind == "numeric" else wanted
 
+    def note_table_state(self, table: TableRef) -> None:
+        empty = not self.fetchall(f"SELECT 1 FROM {self.qualified(table)} LIMIT 1")
+        if empty:
+            self._may_be_new.add(table)
+        else:
+            self._may_be_new.discard(table)
+
     def is_digits(self, expression: str) -> str:
         return f"{expression} ~ '^[0-9]+$'"
 
@@ -169,39 +184,74 @@ class PostgresWarehouse(Warehouse):
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         batch = prepared.batch
-        target = self.qualified(batch.table)
-        columns = ", ".join(self.quote(c) for c in batch.column_names)
-        with self.conn.cursor() as cur:
-            if batch.truncate_first:
-                cur.execute(f"DELETE FROM {target}")
+        if batch.truncate_first:
+            self.execute(f"DELETE FROM {self.qualified(batch.table)}")
+            self._may_be_new.add(batch.table)
+        if batch.table in self._may_be_new or not batch.keys or batch.load_method == APPEND_ONLY:
+            counts = self._copy_direct(prepared)
+            if counts is not None:
+                return counts
+        return self._stage_and_merge(prepared)
+
+    def _copy_direct(self, prepared: Prepared) -> MergeCounts | None:
+        """COPY straight into the table: right for appends, and for upserts of keys the
+        table cannot hold yet (an initial load). A key that is already there makes the
+        COPY fail; it is rolled back to a savepoint and the batch merges via staging.
+        """
+        batch = prepared.batch
+        names = ", ".join(self.quote(c) for c in batch.all_names)
+        tail = tuple(_copy_text(v) for _, v in batch.constants)
+        try:
+            sql = f"COPY {self.qualified(batch.table)} ({names}) FROM STDIN"
+            with self.conn.transaction(), self.conn.cursor() as cur, cur.copy(sql) as copy:
+                write_row = copy.write_row
+                for row in prepared.payload:
+                    write_row(row + tail)
+        except psycopg.errors.UniqueViolation:
             if not batch.keys or batch.load_method == APPEND_ONLY:
-                self._copy(cur, target, columns, prepared.payload)
-                return MergeCounts(inserted=len(prepared.payload))
-            stage = self.quote(_STAGE)
+                raise
+            self._may_be_new.discard(batch.table)
+            return None
+        return MergeCounts(inserted=len(prepared.payload))
+
+    def _stage_and_merge(self, prepared: Prepared) -> MergeCounts:
+        batch = prepared.batch
+        target = self.qualified(batch.table)
+        staged = ", ".join(self.quote(c) for c in batch.column_names)
+        columns = ", ".join(self.quote(c) for c in batch.all_names)
+        constants, params = self.constant_sql(batch)
+        select = ", ".join([staged, *constants])
+        stage = self.quote(_STAGE)
+        with self.conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {stage}")
             cur.execute(
                 f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                f"SELECT {columns} FROM {target} WITH NO DATA"
+                f"SELECT {staged} FROM {target} WITH NO DATA"
             )
-            self._copy(cur, stage, columns, prepared.payload)
-            cur.execute(self._upsert_sql(batch, target, stage, columns))
+            self._copy(cur, stage, staged, prepared.payload)
+            if not batch.keys or batch.load_method == APPEND_ONLY:
+                cur.execute(
+                    f"INSERT INTO {target} ({columns}) SELECT {select} FROM {stage}", params or None
+                )
+                return MergeCounts(inserted=cur.rowcount)
+            cur.execute(self._upsert_sql(batch, target, stage, columns, select), params or None)
             inserted, updated = cur.fetchone()
             if TABLE_VERSION_COLUMN in batch.column_names:
                 self._confirm_presence(cur, batch, target, stage)
         return MergeCounts(inserted, updated, len(prepared.payload) - inserted - updated)
 
-    def _upsert_sql(self, batch: Batch, target: str, stage: str, columns: str) -> str:
+    def _upsert_sql(self, batch: Batch, target: str, stage: str, columns: str, select: str) -> str:
         keys = ", ".join(self.quote(k) for k in batch.keys)
         updates = ", ".join(
             f"{self.quote(c)} = EXCLUDED.{self.quote(c)}"
-            for c in batch.column_names
+            for c in batch.all_names
             if c not in batch.keys
         )
         version = self.quote(VERSION_COLUMN)
         guard = self.version_guard(f"EXCLUDED.{version}", f"t.{version}")
         return (
             f"WITH merged AS (INSERT INTO {target} AS t ({columns}) "
-            f"SELECT {columns} FROM {stage} "
+            f"SELECT {select} FROM {stage} "
             f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {guard} "
             f"RETURNING (t.xmax = 0) AS inserted) "
             f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "

@@ -1,0 +1,43 @@
+"""Fixtures for target-looker tests: a real PostgreSQL database and real DuckDB files.
+
+PostgreSQL must be running on 127.0.0.1:5432 (trust auth); without it these tests
+fail, they do not skip. Each test session gets its own database, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session; yields its URL."""
+    name = f"tl_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """Each test using this runs once per warehouse."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def config(warehouse_url: str) -> dict:
+    """Target config with a schema of its own, so tests never share tables."""
+    return {
+        "warehouse_url": warehouse_url,
+        "default_target_schema": f"t_{uuid.uuid4().hex[:8]}",
+    }
