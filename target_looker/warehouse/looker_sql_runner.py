@@ -15,9 +15,12 @@ the transport differs:
   transaction) before the script runs, so they are predicted with a read of the
   stored keys and versions, and the script re-checks them: if another writer
   changed the table in between, the script fails and nothing is written.
-- A 401 makes the client log in again and resend the run once. Looker checks the
-  session before it runs any SQL, so the batch runs once; a batch that did run
-  cannot run twice either, because its `_load_batches` row has a primary key.
+- A 401 makes the client log in again and resend the run once (Looker checks the
+  session before it runs any SQL). A transaction whose answer is lost (dropped
+  connection, gateway error) may be resent by the retry policy: every write
+  transaction first inserts its id into the ledger table `_looker_sql_runner_txns`,
+  so a second execution fails on the ledger's primary key, and the ledger then
+  tells whether the first committed. Nothing is written twice.
 
 It is slower than the direct path and subject to Looker API quotas.
 """
@@ -31,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
+import logging
 import math
 import re
 import threading
@@ -40,6 +44,7 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import make_url
 
+from target_looker.looker_api import LookerAPIError
 from target_looker.merge import is_newer_or_same
 from target_looker.warehouse.base import (
     APPEND_ONLY,
@@ -47,6 +52,7 @@ from target_looker.warehouse.base import (
     Batch,
     MergeCounts,
     Prepared,
+    TableRef,
     WarehouseError,
 )
 from target_looker.warehouse.postgres import PostgresWarehouse
@@ -55,8 +61,10 @@ if t.TYPE_CHECKING:
     from target_looker.looker_api import LookerClient
     from target_looker.refresh import LookerSettings
 
+LEDGER_TABLE = "_looker_sql_runner_txns"
 ROWS_PER_STATEMENT = 500
 ROWS_PER_PREDICTION = 2000
+logger = logging.getLogger("target-looker.sql_runner")
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
 _COUNTS_TAIL = ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
 _VALUES_TEMPLATE = re.compile(
@@ -159,6 +167,7 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         self.connection_name = settings.connection_name
         self._client = client
         self._local = threading.local()  # open transaction per thread, like a DB session
+        self._ledger: str | None = None  # qualified name, once a schema is known
         self.calls = 0  # SQL Runner queries run (statistics for logs and tests)
 
     @property
@@ -220,14 +229,14 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         """Inside a transaction the statement joins its script (count unknown: -1)."""
         bound = bind(sql, params)
         if self._counting:
-            rows = self.run(
-                f"WITH changed AS ({bound} RETURNING 1) SELECT count(*) AS n FROM changed"
+            rows = self._write(
+                [f"WITH changed AS ({bound} RETURNING 1) SELECT count(*) AS n FROM changed"]
             )
-            return int(rows[0]["n"])
+            return int(rows[0]["n"]) if rows else -1
         if self._buffer is not None:
             self._buffer.append(bound)
             return -1
-        self.run(bound)
+        self._write([bound])
         return -1
 
     def fetchall(self, sql: str, params: Sequence[t.Any] = ()) -> list[tuple]:
@@ -261,7 +270,51 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         finally:
             self._buffer = None
         if statements:
-            self.run("BEGIN;\n" + ";\n".join(statements) + ";\nCOMMIT;")
+            self._write(statements)
+
+    # the transaction ledger ----------------------------------------------------------------------
+
+    def ensure_schema(self, schema: str) -> None:
+        """The first schema also gets the ledger that makes every write happen once."""
+        super().ensure_schema(schema)
+        if self._ledger is None:
+            ledger = self.qualified(TableRef(schema, LEDGER_TABLE))
+            self.run(
+                f"CREATE TABLE IF NOT EXISTS {ledger} (txn_id TEXT PRIMARY KEY, "
+                "committed_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            self._ledger = ledger
+
+    def _write(self, statements: list[str]) -> list[dict]:
+        """Run statements as one transaction, at most once, even when a response is lost.
+
+        Each transaction first records its id in the ledger. If SQL Runner's answer
+        never arrives and the client sends the run again, the ledger's primary key stops
+        the second execution; either way the ledger says whether the first committed.
+        """
+        if self._ledger is None:
+            return self.run("BEGIN;\n" + ";\n".join(statements) + ";\nCOMMIT;")
+        txn = uuid.uuid4().hex
+        mark = f"INSERT INTO {self._ledger} (txn_id) VALUES ({sql_literal(txn)})"
+        try:
+            return self.run("BEGIN;\n" + ";\n".join([mark, *statements]) + ";\nCOMMIT;")
+        except LookerAPIError:
+            if not self._committed(txn):
+                raise
+        logger.warning(
+            "SQL Runner transaction %s committed but its answer was lost; not running it again",
+            txn,
+        )
+        return []
+
+    def _committed(self, txn: str) -> bool:
+        try:
+            rows = self.run(
+                f"SELECT 1 AS found FROM {self._ledger} WHERE txn_id = {sql_literal(txn)}"
+            )
+        except LookerAPIError:
+            return False
+        return bool(rows)
 
     # counted statements --------------------------------------------------------------------------
 
@@ -298,7 +351,13 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         if self._buffer is None:
             raise WarehouseError("merge must run inside transaction() on the SQL Runner path")
         self._predicted = self._predict(prepared.batch, prepared.payload)
-        return super().merge(prepared)
+        stage_and_merge = getattr(super(), "_stage_and_merge", None)
+        if stage_and_merge is None:  # a PostgresWarehouse whose merge is one method
+            return super().merge(prepared)
+        # the staged path only: its fast COPY-into-the-table path needs COPY and savepoints
+        if prepared.batch.truncate_first:
+            self.execute(f"DELETE FROM {self.qualified(prepared.batch.table)}")
+        return stage_and_merge(prepared)
 
     def _upsert_sql(self, *args: t.Any, **kwargs: t.Any) -> str:
         """The PostgreSQL upsert, ending in a check that the predicted counts came true."""
@@ -324,7 +383,7 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
             return MergeCounts(inserted=len(rows))
         names = batch.column_names
         key_positions = [names.index(k) for k in batch.keys]
-        version_position = names.index(VERSION_COLUMN)
+        version_position = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None
         types = {c.name: self.render_type(c.sql_type) for c in batch.columns}
         stored: dict[int, str | None] = {}
         target = self.qualified(batch.table)
@@ -355,7 +414,7 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         for index, row in enumerate(rows):
             if index not in stored:
                 inserted += 1
-            elif is_newer_or_same(row[version_position], stored[index]):
+            elif version_position is None or is_newer_or_same(row[version_position], stored[index]):
                 updated += 1
             else:
                 skipped += 1

@@ -78,6 +78,9 @@ class LookerSandbox:
         self.expire_tokens_before_sql: Callable[[str], bool] | None = None
         self.sql_runs_seen = 0
         self._expired_for: set[str] = set()
+        # lost answers: SQL that runs (and commits) but whose response never arrives, once
+        self.lose_answer_to_sql: Callable[[str], bool] | None = None
+        self._answers_lost: set[str] = set()
         self._log_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -164,6 +167,15 @@ class LookerSandbox:
                 expire = True
         if expire:
             self.expire_tokens()
+
+    def lose_answer(self, slug: str, sql: str) -> bool:
+        """True once per query the tests picked: its connection drops after the SQL ran."""
+        predicate = self.lose_answer_to_sql
+        with self._log_lock:
+            if predicate is None or slug in self._answers_lost or not predicate(sql):
+                return False
+            self._answers_lost.add(slug)
+            return True
 
     def database(self, connection_name: str) -> Database | None:
         return self._databases.get(connection_name)

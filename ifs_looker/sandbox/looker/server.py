@@ -324,6 +324,11 @@ class LookerHandler(BaseHTTPRequestHandler):
             query.last_run_at = datetime.now(UTC).isoformat()
             query.last_runtime = time.monotonic() - started
         self.sandbox.record_sql(query.connection_name, query.sql, payload)
+        if self.sandbox.lose_answer(slug, query.sql):
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self._send(200, _encode(payload), JSON)
 
     # datagroups ----------------------------------------------------------------------------------

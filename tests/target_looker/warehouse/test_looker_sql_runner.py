@@ -30,6 +30,7 @@ from target_looker.refresh import LookerSettings
 from target_looker.target import TargetLooker
 from target_looker.warehouse.base import Batch, Prepared, TableRef, WarehouseError
 from target_looker.warehouse.looker_sql_runner import (
+    LEDGER_TABLE,
     LookerSqlRunnerWarehouse,
     bind,
     sql_literal,
@@ -222,8 +223,8 @@ def table_shape(url: str, schema_name: str) -> list[tuple]:
         return conn.execute(
             "SELECT table_name, column_name, data_type, is_nullable "
             "FROM information_schema.columns "
-            "WHERE table_schema = %s ORDER BY table_name, ordinal_position",
-            (schema_name,),
+            "WHERE table_schema = %s AND table_name <> %s ORDER BY table_name, ordinal_position",
+            (schema_name, LEDGER_TABLE),
         ).fetchall()
 
 
@@ -291,6 +292,27 @@ def test_a_401_in_the_middle_of_a_batch_is_retried_once_and_nothing_is_written_t
     assert len(looker.requests("POST", "/login")) == 6
     assert table_rows(pg_database, again) == clean
     assert batch_counts(pg_database, again) == counts
+
+
+def test_a_batch_whose_answer_is_lost_is_not_written_twice(
+    looker: LookerSandbox, pg_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean_schema, lossy = f"r_{uuid.uuid4().hex[:8]}", f"r_{uuid.uuid4().hex[:8]}"
+    text = singer_input()
+    load(SqlRunnerTarget, runner_config(looker, clean_schema, batch_size_rows=4), text)
+    looker.sql_log.clear()
+    # every batch commits, then its HTTP answer is lost; the client's retry sends it again
+    looker.lose_answer_to_sql = lambda sql: "target_looker_stage" in sql
+    load(SqlRunnerTarget, runner_config(looker, lossy, batch_size_rows=4), text)
+    batches = [run for run in looker.sql_log if "target_looker_stage" in run.sql]
+    assert len(batches) == 10  # 5 batches, each sent twice
+    second_tries = batches[1::2]
+    assert all(
+        "_looker_sql_runner_txns_pkey" in run.result[0]["looker_error"] for run in second_tries
+    )
+    assert "committed but its answer was lost" in caplog.text
+    assert table_rows(pg_database, lossy) == table_rows(pg_database, clean_schema)
+    assert batch_counts(pg_database, lossy) == batch_counts(pg_database, clean_schema)
 
 
 def test_tokens_expiring_every_2_seconds_mid_load(looker: LookerSandbox, pg_database: str) -> None:
