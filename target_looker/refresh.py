@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from ifs_looker import secrets
 from ifs_looker.http import RetryPolicy
 from target_looker.looker_api import LookerAPIError, LookerClient, LookerCredentials
 
@@ -49,11 +50,17 @@ class LookerSettings:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LookerSettings:
-        """From the target's config dict (`looker_*` keys); raises LookerSettingsError."""
+        """From the target's config (`looker_*` keys, the secret may be `fernet:...`).
+
+        Raises LookerSettingsError (or ifs_looker.secrets.SecretError) on bad values.
+        """
         return cls(
             base_url=config.get("looker_base_url") or None,
             client_id=config.get("looker_client_id") or None,
-            client_secret=config.get("looker_client_secret") or None,
+            client_secret=secrets.decrypt(
+                "looker_client_secret", config.get("looker_client_secret") or ""
+            )
+            or None,
             connection_name=config.get("looker_connection_name") or None,
             datagroups=tuple(
                 _split(d, "::", "looker_datagroups", "model::datagroup")

@@ -77,12 +77,12 @@ def test_relogin_margin_is_60_seconds_or_a_tenth_of_short_lifetimes() -> None:
     assert relogin_margin(2) == pytest.approx(0.2)
 
 
-def test_tokens_expiring_every_2_seconds_are_renewed_during_a_long_session(
+def test_tokens_expiring_every_second_are_renewed_during_a_long_session(
     sandbox: LookerSandbox,
 ) -> None:
-    sandbox.update_config(token_lifetime=2)
+    sandbox.update_config(token_lifetime=1)
     client = client_for(sandbox)
-    deadline = time.monotonic() + 4.5
+    deadline = time.monotonic() + 2.4
     calls = 0
     while time.monotonic() < deadline:
         assert client.datagroups()
@@ -90,7 +90,7 @@ def test_tokens_expiring_every_2_seconds_are_renewed_during_a_long_session(
         time.sleep(0.05)
     client.close()
     assert client.login_count >= 3
-    assert calls > 20
+    assert calls > 10
 
 
 def test_a_401_logs_in_again_and_resends_once(sandbox: LookerSandbox) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ifs_looker import secrets
 from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
 from target_looker.refresh import (
     LookerSettings,
@@ -129,6 +130,15 @@ def test_malformed_datagroup_and_pdt_names_are_configuration_errors() -> None:
         LookerSettings.from_config({"looker_pdts": ["model/view/extra"]})
     settings = LookerSettings.from_config({"looker_datagroups": [" m :: d "]})
     assert settings.datagroups == (("m", "d"),)
+
+
+def test_an_encrypted_looker_secret_is_decrypted(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = secrets.generate_key()
+    monkeypatch.setenv(secrets.KEY_ENV, key)
+    encrypted = secrets.encrypt("looker-sandbox-secret", key)
+    settings = LookerSettings.from_config({"looker_client_secret": encrypted})
+    assert settings.client_secret == "looker-sandbox-secret"
+    assert "looker-sandbox-secret" not in repr(settings)
 
 
 def test_stale_before_is_now_rounded_down_never_in_the_future() -> None:
