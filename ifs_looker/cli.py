@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("ifs_looker.sandbox.cli", "run the local IFS Cloud (and Looker) sandboxes"),
     "secrets": ("ifs_looker.secrets_cli", "make keys and encrypt settings (fernet:...)"),
     "check": ("ifs_looker.check", "check IFS Cloud, Looker and the warehouse before a run"),
+    "replay-rejects": ("target_looker.replay_cli", "retry records in _load_rejects"),
 }
 
 

@@ -126,6 +126,11 @@ def _string_type(schema: dict) -> tuple[SqlType, t.Any]:
     return TEXT, str
 
 
+def needs_renaming(name: str) -> bool:
+    """msgspec cannot use `"`, `\\` or control characters in a field's JSON name."""
+    return any(c in name for c in '"\\') or any(ord(c) < 32 for c in name)
+
+
 def record_struct(
     stream: str,
     fields: list[tuple[str, t.Any, bool]],
@@ -133,12 +138,14 @@ def record_struct(
     """A Struct type decoding one stream's records: (property, type, required) in order.
 
     Field attribute names are positional (`f0`, `f1`, ...) and the JSON name is the
-    property, so any property name (spaces, quotes, keywords, unicode) works.
+    property, so spaces, keywords and unicode work. Names msgspec cannot take (quotes,
+    backslashes) are decoded as `~<position>`: see `sinks.LookerSink._decode_renamed`.
     """
     spec = []
     for i, (prop, decode_type, required) in enumerate(fields):
         default = msgspec.NODEFAULT if required else None
-        spec.append((f"f{i}", decode_type, msgspec.field(name=prop, default=default)))
+        json_name = f"~{i}" if needs_renaming(prop) else prop
+        spec.append((f"f{i}", decode_type, msgspec.field(name=json_name, default=default)))
     return msgspec.defstruct(
         f"Record_{abs(hash(stream))}",
         spec,

@@ -21,7 +21,15 @@ from singer_sdk.sinks import BatchSink
 
 from target_looker import naming
 from target_looker.audit import AuditLog, BatchAudit, Reject, now
-from target_looker.columns import BIGINT, TEXT, TIMESTAMPTZ, Column, property_type, record_struct
+from target_looker.columns import (
+    BIGINT,
+    TEXT,
+    TIMESTAMPTZ,
+    Column,
+    needs_renaming,
+    property_type,
+    record_struct,
+)
 from target_looker.merge import deduplicate
 from target_looker.reader import RecordEnvelope, decode_generic
 from target_looker.warehouse.base import (
@@ -86,6 +94,7 @@ class TablePlan:
     constant_columns: list[Column]  # same value for a whole batch: per-batch metadata, absent
     table_columns: list[Column]  # in table order: data columns, then metadata
     keys: list[str]  # column names
+    renamed: dict[str, str]  # property -> JSON name in the Struct, for names msgspec refuses
     key_properties: list[str]
     properties: set[str]
 
@@ -148,6 +157,7 @@ def plan_table(
             columns.append(Column(col.name, col.sql_type, source=prop))
     row_width = len(fields)
     fields += [(prop, t.Any, False) for prop in ignored]
+    renamed = {prop: f"~{i}" for i, (prop, _, _) in enumerate(fields) if needs_renaming(prop)}
     absent = [RECORD_SUPPLIED[c][0] for c in RECORD_SUPPLIED if c not in supplied]
     columns += PER_RECORD
     constant_columns = [*PER_BATCH, *absent]
@@ -162,6 +172,7 @@ def plan_table(
         constant_columns=constant_columns,
         table_columns=table_columns,
         keys=[mapping[k] for k in key_properties],
+        renamed=renamed,
         key_properties=list(key_properties),
         properties=set(properties),
     )
@@ -244,7 +255,11 @@ class LookerSink(BatchSink):
             target.bookmark_properties.get(self.stream_name, []),
         )
         self.batch_rows = self.max_size
-        self._decode = msgspec.json.Decoder(self.plan.struct).decode
+        self._decode = (
+            self._decode_renamed
+            if self.plan.renamed
+            else msgspec.json.Decoder(self.plan.struct).decode
+        )
         self._astuple = msgspec.structs.astuple
         self._check_nul = warehouse.forbids_nul_in_text
         self._warned_fields: set[str] = set()
@@ -337,6 +352,19 @@ class LookerSink(BatchSink):
             seq,
         )
 
+    def _decode_renamed(self, raw: msgspec.Raw) -> t.Any:
+        """Slower decode for streams with property names msgspec cannot map directly."""
+        record = decode_generic(raw)
+        if not isinstance(record, dict):
+            raise msgspec.ValidationError("Expected `object`")
+        return self._convert(record)
+
+    def _convert(self, record: dict) -> t.Any:
+        renamed = self.plan.renamed
+        if renamed:
+            record = {renamed.get(k, k): v for k, v in record.items()}
+        return msgspec.convert(record, self.plan.struct)
+
     def _recover(self, envelope: RecordEnvelope, error: msgspec.ValidationError) -> t.Any:
         """Slow path for a record that failed the typed decode: explain or tolerate."""
         record = decode_generic(envelope.record)
@@ -364,7 +392,7 @@ class LookerSink(BatchSink):
             self._reject(envelope, f"fails schema: {error}")
             return None
         try:
-            return msgspec.convert(record, self.plan.struct)
+            return self._convert(record)
         except msgspec.ValidationError as exc:
             self._reject(envelope, f"fails schema: {exc}")
             return None

@@ -21,6 +21,7 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
+from ifs_looker import secrets
 from target_looker import naming
 from target_looker.audit import AuditLog, BatchAudit, now
 from target_looker.committer import Committer, Job
@@ -139,10 +140,16 @@ class TargetLooker(Target):
         return self.config.get("default_target_schema") or DEFAULT_SCHEMA
 
     @property
+    def warehouse_url(self) -> str | None:
+        """`warehouse_url`, decrypted when it is given as `fernet:...` (SPEC section 9)."""
+        url = self.config.get("warehouse_url")
+        return secrets.decrypt("warehouse_url", url) if url else None
+
+    @property
     def warehouse(self) -> Warehouse:
         """The connection, for main-thread use: waits until the loader thread is idle."""
         if self._warehouse is None:
-            warehouse = open_warehouse(self.config.get("warehouse_url"))
+            warehouse = open_warehouse(self.warehouse_url)
             warehouse.connect()
             self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
