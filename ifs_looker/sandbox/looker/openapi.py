@@ -61,6 +61,7 @@ class OpenApiSpec:
         self.document = document
         self.components = _to_json_schema(document.get("components", {}))
         self.operations: list[Operation] = []
+        self._validators: dict[str, jsonschema.Draft7Validator] = {}
         for template, item in document["paths"].items():
             regex = "".join(
                 f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part)
@@ -97,8 +98,11 @@ class OpenApiSpec:
         return self.components["schemas"][name]
 
     def _validate(self, instance: Any, schema: dict) -> list[str]:
-        root = {**_to_json_schema(schema), "components": self.components}
-        validator = jsonschema.Draft7Validator(root)
+        key = json.dumps(schema, sort_keys=True)
+        validator = self._validators.get(key)
+        if validator is None:
+            root = {**_to_json_schema(schema), "components": self.components}
+            validator = self._validators[key] = jsonschema.Draft7Validator(root)
         return [
             f"{'/'.join(str(p) for p in error.absolute_path) or '<body>'}: {error.message}"
             for error in validator.iter_errors(instance)
