@@ -177,8 +177,11 @@ class IFSStream(RESTStream):
         )
         for rows in reader.pages():
             self._extracted_at = datetime.now(timezone.utc)
-            self._advance_bookmark(self._bookmark_context)
             yield from self._records(rows, read)
+            # Resumed only after the SDK wrote the page's last row: a STATE per page lets
+            # a target that commits batches make a killed run resume from here.
+            self._advance_bookmark(self._bookmark_context)
+            self._write_state_message()
 
     def _records(self, rows: list[dict], read: EntityRead) -> t.Iterator[dict[str, t.Any]]:
         rename = read.rename
@@ -199,9 +202,9 @@ class IFSStream(RESTStream):
 
         Rows arrive in ascending replication order, so the last row of a page
         carries the page's newest value: advancing per page instead of per row
-        gives the same bookmarks at page ends and saves the SDK's per-row work.
-        A STATE written mid-page carries the previous page's bookmark, which
-        only re-reads a little more on resume.
+        gives the same bookmarks at page ends, where STATE is written, and saves
+        the SDK's per-row work. A STATE the SDK writes mid-page carries the
+        previous page's bookmark, which only re-reads a little more on resume.
         """
         self._pending_bookmark = latest_record
 

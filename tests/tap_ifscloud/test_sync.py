@@ -319,3 +319,20 @@ def test_start_date_bounds_incremental_and_window_streams(shared_sandbox):
     assert len(run.records("gl_accounts")) == len(
         expected_records(shared_sandbox, "gl_accounts", ("DE01",))
     )
+
+
+def test_state_follows_every_page_and_covers_exactly_the_rows_before_it(shared_sandbox):
+    """A target that commits per batch can resume a killed run from the last page."""
+    run = run_tap(tap_config(shared_sandbox, companies=["US01"], page_size=40))
+    emitted: list[dict] = []
+    checked = 0
+    for message in run.messages:
+        if message["type"] == "RECORD" and message["stream"] == "voucher_rows":
+            emitted.append(message["record"])
+        elif message["type"] == "STATE" and emitted:
+            partitions = message["value"]["bookmarks"]["voucher_rows"]["partitions"]
+            bookmark = partitions[0]["replication_key_value"]
+            assert bookmark == emitted[-1]["EntryDate"]
+            assert bookmark == max(r["EntryDate"] for r in emitted)
+            checked += 1
+    assert checked >= len(emitted) // 40
