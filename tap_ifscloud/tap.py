@@ -14,6 +14,7 @@ import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
+from tap_ifscloud import odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.catalogue import REPLICATION_MODES, StreamDefinition, stream_definitions
 from tap_ifscloud.client import IFSStream
@@ -67,7 +68,7 @@ class TapIFSCloud(Tap):
         th.Property("scope", th.StringType, default="openid microprofile-jwt"),
         th.Property(
             "companies",
-            th.ArrayType(th.StringType),
+            th.ArrayType(th.StringType(min_length=1)),
             required=True,
             description="IFS company codes; one partition (and bookmark) each",
         ),
@@ -76,22 +77,22 @@ class TapIFSCloud(Tap):
             th.DateTimeType,
             description="First bookmark for incremental and window streams",
         ),
-        th.Property("page_size", th.IntegerType, default=5000),
+        th.Property("page_size", th.IntegerType(minimum=1), default=5000),
         th.Property(
             "lookback_days",
-            th.IntegerType,
+            th.IntegerType(minimum=0),
             default=0,
             description="Days before the bookmark each incremental run re-reads",
         ),
         th.Property(
             "lookback_minutes",
-            th.IntegerType,
+            th.IntegerType(minimum=0),
             default=0,
             description="Minutes before the bookmark each incremental run re-reads",
         ),
-        th.Property("max_retries", th.IntegerType, default=8),
-        th.Property("max_backoff_seconds", th.NumberType, default=60),
-        th.Property("request_timeout", th.NumberType, default=300),
+        th.Property("max_retries", th.IntegerType(minimum=0), default=8),
+        th.Property("max_backoff_seconds", th.NumberType(minimum=0), default=60),
+        th.Property("request_timeout", th.NumberType(exclusive_minimum=0), default=300),
         th.Property(
             "stream_overrides",
             th.ObjectType(additional_properties=_STREAM_FIELDS),
@@ -117,10 +118,8 @@ class TapIFSCloud(Tap):
         ),
     ).to_dict()
 
-    # the JSON Schema above cannot express these bounds in the SDK's helpers
+    # the SDK's ArrayType has no minItems helper
     config_jsonschema["properties"]["companies"]["minItems"] = 1
-    config_jsonschema["properties"]["companies"]["items"]["minLength"] = 1
-    config_jsonschema["properties"]["page_size"]["minimum"] = 1
 
     @cached_property
     def api(self) -> IFSApi:
@@ -139,7 +138,19 @@ class TapIFSCloud(Tap):
         return stream_definitions(self.config)
 
     def discover_streams(self) -> list[IFSStream]:
+        self._check_start_date()
         return [IFSStream(self, d, self._layout(d)) for d in self.definitions]
+
+    def _check_start_date(self) -> None:
+        start_date = self.config.get("start_date")
+        if start_date:
+            try:
+                odata.parse_timestamp(start_date)
+            except odata.ODataValueError:
+                raise ConfigurationError(
+                    f"start_date {start_date!r} is not an ISO 8601 date or timestamp "
+                    "(e.g. 2025-01-01 or 2025-01-01T00:00:00Z)"
+                ) from None
 
     def _layout(self, definition: StreamDefinition) -> StreamLayout:
         """From the bundled `$metadata` where it fits the definition, else from the system."""

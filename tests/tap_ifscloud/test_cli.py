@@ -81,6 +81,11 @@ def test_gives_up_after_max_retries_naming_the_url_and_last_status(tmp_path):
     )
 
 
+def test_start_date_that_is_not_a_date(shared_sandbox, tmp_path):
+    result = run_cli([], tap_config(shared_sandbox, start_date="last tuesday"), tmp_path)
+    assert_fails_clearly(result, "start_date 'last tuesday' is not an ISO 8601 date or timestamp")
+
+
 def test_empty_companies_list(shared_sandbox, tmp_path):
     result = run_cli([], tap_config(shared_sandbox, companies=[]), tmp_path)
     assert_fails_clearly(result, "companies")
