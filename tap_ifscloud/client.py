@@ -18,7 +18,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
 
 from tap_ifscloud import odata
-from tap_ifscloud.catalogue import FULL_TABLE, WINDOW, StreamDefinition
+from tap_ifscloud.catalogue import FULL_TABLE, INCREMENTAL, WINDOW, StreamDefinition
 from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
 from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, build_layout
 from tap_ifscloud.paging import KeysetReader
@@ -140,19 +140,29 @@ class IFSStream(RESTStream):
         return odata.parse_timestamp(start) - lookback
 
     def base_filter(self, read: EntityRead, company: str | None, since: t.Any) -> str:
+        """Company partition, the configured filter, and the replication window.
+
+        An `incremental` read also stops at the moment the run started (`le`),
+        so rows that keep changing while the tap reads cannot keep it chasing them
+        for ever; the next run starts at this run's bookmark and picks them up.
+        """
         clauses: list[str | None] = []
         if company is not None:
             clauses.append(odata.eq(self.definition.partition_field, company, odata.STRING))
         clauses.append(self.definition.filter)
-        if since is not None and self.definition.replication_key:
-            clauses.append(
-                odata.ge(
-                    self.definition.replication_key,
-                    _bound(since, read.replication_kind),
-                    read.replication_kind or odata.TIMESTAMP,
-                )
-            )
+        name, kind = self.definition.replication_key, read.replication_kind
+        if since is not None and name:
+            clauses.append(odata.ge(name, _bound(since, kind), kind or odata.TIMESTAMP))
+        if name and kind == odata.TIMESTAMP and self.definition.replication_mode == INCREMENTAL:
+            clauses.append(odata.le(name, self._read_until, odata.TIMESTAMP))
         return odata.and_all(clauses)
+
+    @cached_property
+    def _read_until(self) -> datetime:
+        """This run's upper bound for change timestamps: the tap's start, rounded up
+        to whole seconds (IFS keeps change dates to the second)."""
+        started = datetime.fromtimestamp(self._initialized_at / 1000, tz=timezone.utc)
+        return started.replace(microsecond=0) + timedelta(seconds=1)
 
     def _read_entity_set(
         self,

@@ -137,6 +137,10 @@ def ge(name: str, value: Any, kind: str) -> str:
     return f"{identifier(name)} ge {literal(value, kind)}"
 
 
+def le(name: str, value: Any, kind: str) -> str:
+    return f"{identifier(name)} le {literal(value, kind)}"
+
+
 def and_all(clauses: Iterable[str | None]) -> str:
     """Clauses joined with `and`, each parenthesised; empty clauses are dropped."""
     parts = [c for c in clauses if c]

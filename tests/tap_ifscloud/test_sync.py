@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import date, timedelta
 from decimal import Decimal
@@ -160,11 +161,25 @@ def test_mutations_between_pages_leave_nothing_missing_or_stale():
     """Inserts, updates and deletes land between the tap's pages; after a follow-up
     incremental run the merged result equals the sandbox's final data."""
     companies = ("US01", "DE01")
-    with running_sandbox(companies=companies, voucher_rows_per_company=150) as sandbox:
+    # a little latency makes the run outlast its start second, so rows change after its bound
+    # (the final comparison shows the next run picks them up)
+    with running_sandbox(
+        companies=companies, voucher_rows_per_company=150, latency_ms=8
+    ) as sandbox:
         config = tap_config(sandbox, page_size=10)
         sandbox.update_config(mutations_per_request=3)
         first = run_tap(config)
         sandbox.update_config(mutations_per_request=0)
+        # a run reads changes up to its start; later ones are the next run's
+        bounds = {
+            match
+            for _, path, _ in sandbox.request_log
+            for match in re.findall(r"LastModified le ([0-9T:Z-]+)", unquote(path))
+        }
+        assert len(bounds) == 1
+        bound = next(iter(bounds))
+        for name in ("supplier_invoices", "purchase_orders", "customer_orders"):
+            assert max(r["LastModified"] for r in first.records(name)) <= bound
         assert any(a == "delete" for a, _, _ in sandbox.clock.log)
         assert any(a == "update" for a, _, _ in sandbox.clock.log)
         second = run_tap(config, state=first.final_state)
