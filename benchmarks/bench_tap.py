@@ -86,9 +86,7 @@ def main() -> int:
         return reference_loop(args.reference_loop)
 
     from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
-    from ifs_looker.sandbox.ifs_cloud.server import SandboxHandler
 
-    SandboxHandler.disable_nagle_algorithm = True  # see the tap's test conftest
     config = SandboxConfig(
         companies=("US01",),
         voucher_rows_per_company=args.rows,

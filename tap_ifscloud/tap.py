@@ -14,6 +14,7 @@ import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
+from ifs_looker import secrets
 from tap_ifscloud import odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.catalogue import REPLICATION_MODES, StreamDefinition, stream_definitions
@@ -40,6 +41,9 @@ _STREAM_FIELDS = th.PropertiesList(
     ),
     th.Property("select", th.ArrayType(th.StringType), description="Fields to read ($select)"),
 )
+
+
+SECRET_SETTINGS = ("client_secret",)  # may be fernet:... values (ifs_looker.secrets)
 
 
 class TapIFSCloud(Tap):
@@ -124,7 +128,12 @@ class TapIFSCloud(Tap):
     @cached_property
     def api(self) -> IFSApi:
         """The one IFS session (and token) shared by every stream."""
-        return IFSApi(Connection.from_config(dict(self.config)), retry_policy(dict(self.config)))
+        config = dict(self.config)
+        try:
+            config = secrets.decrypt_settings(config, SECRET_SETTINGS)
+        except secrets.SecretError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return IFSApi(Connection.from_config(config), retry_policy(config))
 
     @property
     def companies(self) -> list[str]:

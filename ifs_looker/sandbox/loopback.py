@@ -24,6 +24,8 @@ class _Server(ThreadingHTTPServer):
 
 class SandboxRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: with Nagle on, each answer waits for a delayed ACK.
+    disable_nagle_algorithm = True
     sandbox: Any  # set on the subclass made per sandbox instance
 
     def log_message(self, format: str, *args: object) -> None:
