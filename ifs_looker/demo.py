@@ -82,7 +82,13 @@ def summary() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voucher-rows", type=int, default=600, help="GL rows per company")
+    parser.add_argument(
+        "--summary", action="store_true", help="only print what the warehouse holds now"
+    )
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary())
+        return 0
     if not Path("meltano.yml").exists():
         raise SystemExit("run the demo from the project folder (where meltano.yml is)")
     WAREHOUSE.parent.mkdir(exist_ok=True)
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             if meltano("install", log=log).returncode != 0:
                 print(f"meltano install failed; see {log}", file=sys.stderr)
                 return 1
+        if not WAREHOUSE.exists() and bookmarks():
+            # A new warehouse with old bookmarks would get only the changes: start over.
+            print(f"{WAREHOUSE} is new: clearing the bookmarks of {STATE_ID}", flush=True)
+            meltano("state", "clear", "--force", STATE_ID, log=log)
         print("meltano run tap-ifscloud target-looker ...", flush=True)
         if meltano("run", "tap-ifscloud", "target-looker", log=log).returncode != 0:
             print(f"meltano run failed; see {log}", file=sys.stderr)
