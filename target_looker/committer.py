@@ -2,8 +2,9 @@
 
 Decoding the next batch (Python, one core) overlaps with the database loading the
 previous one (PostgreSQL, the other core). Jobs run strictly in submission order, and
-the main thread emits a job's STATE only after the job has committed, so STATE still
-never runs ahead of the data. At most one job waits in the queue while one runs, which
+a job's STATE is emitted (by `on_committed`, on this thread) only after the job has
+committed, so STATE never runs ahead of the data, and is not held back until the next
+input line arrives. At most one job waits in the queue while one runs, which
 bounds memory to about three batches.
 """
 
@@ -32,7 +33,8 @@ class Job:
 class Committer:
     """Runs jobs in order on one thread; failures surface in the main thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_committed: Callable[[Job], None]) -> None:
+        self._on_committed = on_committed
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=1)
         self._finished: collections.deque[Job] = collections.deque()
         self._failed: BaseException | None = None
@@ -50,6 +52,7 @@ class Committer:
                 else:
                     try:
                         job.result = job.run()
+                        self._on_committed(job)
                     except BaseException as exc:  # re-raised in the main thread
                         job.error = exc
                         self._failed = exc

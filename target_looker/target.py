@@ -131,7 +131,7 @@ class TargetLooker(Target):
         self._activations: dict[str, int] = {}
         self._overwritten: set[str] = set()
         self._finished = False
-        self._committer = Committer()
+        self._committer = Committer(self._on_committed)
 
     # Warehouse and audit, opened on the first SCHEMA ---------------------------------
 
@@ -292,15 +292,16 @@ class TargetLooker(Target):
         self._committer.submit(Job(run, state))
         self._emit_finished()
 
+    def _on_committed(self, job: Job) -> None:
+        """On the loader thread, right after a job committed: log it, emit its STATE."""
+        if isinstance(job.result, BatchAudit):
+            self._log_batch(job.result)
+        if job.state is not None:
+            self._write_state_message(job.state)
+
     def _emit_finished(self) -> None:
-        """Emit the STATE of every job that has committed (main thread, in order)."""
-        for job in self._committer.finished():
-            if job.error is not None or job.skipped:
-                continue
-            if isinstance(job.result, BatchAudit):
-                self._log_batch(job.result)
-            if job.state is not None:
-                self._write_state_message(job.state)
+        """Surface a loader-thread failure in the main thread."""
+        self._committer.finished()
         self._committer.raise_if_failed()
 
     def commit_sink(self, sink: LookerSink) -> None:

@@ -79,6 +79,7 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, url) -> None:
         super().__init__(url)
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._catalog = ""
 
     @property
     def path(self) -> str:
@@ -89,6 +90,8 @@ class DuckDBWarehouse(Warehouse):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(self.path)
         self._con.execute("SET TimeZone = 'UTC'")
+        # Qualify with the catalog: a schema named like the file would be ambiguous.
+        [(self._catalog,)] = self._con.execute("SELECT current_database()").fetchall()
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -125,6 +128,16 @@ class DuckDBWarehouse(Warehouse):
             self.con.rollback()
             raise
         self.con.commit()
+
+    def qualified(self, table: TableRef) -> str:
+        _ = self.con
+        return f"{self.quote(self._catalog)}.{super().qualified(table)}"
+
+    def ensure_schema(self, schema: str) -> None:
+        _ = self.con
+        self.execute(
+            f"CREATE SCHEMA IF NOT EXISTS {self.quote(self._catalog)}.{self.quote(schema)}"
+        )
 
     def effective_type(self, wanted: SqlType) -> SqlType:
         if wanted.kind == "varchar":
