@@ -476,7 +476,9 @@ class LookerSink(BatchSink):
         if not bad:
             return rows, kept
         for position, reason in sorted(bad.items()):
-            self._reject(RecordEnvelope("RECORD", self.stream_name, self._raws[position]), reason)
+            self._rejects.append(
+                row_reject(self.stream_name, rows[position], self._raws[position], reason)
+            )
         kept = [i for i in kept if i not in bad]
         return [rows[i] for i in kept], kept
 
@@ -516,7 +518,7 @@ class BatchWork:
         prepared = warehouse.prepare(self.batch)
         for position, reason in prepared.rejects:
             self.rejects.append(
-                Reject(self.stream, reason, bytes(self.raws[position]).decode(), now())
+                row_reject(self.stream, self.batch.rows[position], self.raws[position], reason)
             )
         with warehouse.transaction():
             counts = warehouse.merge(prepared)
@@ -538,6 +540,19 @@ class BatchWork:
             )
             audit.record_batch(result, state)
         return result
+
+
+def row_reject(stream: str, row: tuple, raw: msgspec.Raw, reason: str) -> Reject:
+    """A reject for a row already decoded: message metadata comes from its tail."""
+    extracted, _, _, version = row[-len(PER_RECORD) :]
+    return Reject(
+        stream=stream,
+        reason=reason,
+        record=bytes(raw).decode("utf-8", "replace"),
+        received_at=now(),
+        time_extracted=extracted.isoformat() if extracted else None,
+        table_version=version,
+    )
 
 
 def _key_getter(positions: list[int]) -> t.Callable[[tuple], t.Hashable]:
