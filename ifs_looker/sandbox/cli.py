@@ -18,6 +18,8 @@ from .ifs_cloud import IfsCloudSandbox, SandboxConfig
 from .ifs_cloud.config import RETRY_AFTER_MODES
 from .looker import DEFAULT_CONNECTION, DEFAULT_MODEL, LookerConfig, LookerSandbox
 
+LOOKER_PORT = 8720
+
 
 def _share(text: str) -> float:
     value = float(text)
@@ -107,7 +109,10 @@ def add_looker_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = LookerConfig()
     looker = parser.add_argument_group("Looker API sandbox")
     looker.add_argument(
-        "--looker-port", type=int, default=8720, help="Looker sandbox port (0 picks a free one)"
+        "--looker-port",
+        type=int,
+        default=None,
+        help="Looker sandbox port (0 picks a free one); default 8720, or 0 when --port is 0",
     )
     looker.add_argument("--no-looker", action="store_true", help="do not start the Looker sandbox")
     looker.add_argument(
@@ -190,10 +195,13 @@ def start_looker(args: argparse.Namespace) -> LookerSandbox | None:
     if args.no_looker:
         return None
     lookml = {DEFAULT_MODEL: args.looker_lookml_dir} if args.looker_lookml_dir else None
+    port = args.looker_port
+    if port is None:
+        port = 0 if args.port == 0 else LOOKER_PORT
     looker = LookerSandbox(
         looker_config_from_args(args),
         host=args.host,
-        port=args.looker_port,
+        port=port,
         verbose=args.verbose,
         lookml_dirs=lookml,
     ).start()

@@ -50,6 +50,18 @@ def test_both_sandboxes_start_and_the_looker_one_answers_logins(tmp_path) -> Non
         process.wait(timeout=10)
 
 
+def test_with_port_0_the_looker_sandbox_picks_a_free_port_too() -> None:
+    process = subprocess.Popen(COMMAND, stdout=subprocess.PIPE, text=True)
+    try:
+        process.stdout.readline()  # type: ignore[union-attr]
+        banner = process.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert "Looker sandbox on http://127.0.0.1:" in banner
+    assert ":8720 " not in banner
+
+
 def test_no_looker_starts_only_the_ifs_sandbox() -> None:
     process = subprocess.Popen([*COMMAND, "--no-looker"], stdout=subprocess.PIPE, text=True)
     try:
