@@ -28,7 +28,6 @@ from bench_target import PG_ADMIN, generate
 
 from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
 from target_looker.audit import AuditLog, now
-from target_looker.refresh import LookerSettings
 from target_looker.target import TargetLooker
 from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
 
@@ -39,7 +38,7 @@ class SqlRunnerTarget(TargetLooker):
     @property
     def warehouse(self):
         if self._warehouse is None:
-            warehouse = LookerSqlRunnerWarehouse(LookerSettings.from_config(self.config))
+            warehouse = LookerSqlRunnerWarehouse.from_config(self.config)
             warehouse.connect()
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
             audit.ensure_tables()

@@ -170,6 +170,13 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         self._ledger: str | None = None  # qualified name, once a schema is known
         self.calls = 0  # SQL Runner queries run (statistics for logs and tests)
 
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> LookerSqlRunnerWarehouse:
+        """The warehouse for target-looker's config with `write_path: looker_sql_runner`."""
+        from target_looker.refresh import LookerSettings
+
+        return cls(LookerSettings.from_config(config))
+
     @property
     def _buffer(self) -> list[str] | None:
         return getattr(self._local, "buffer", None)

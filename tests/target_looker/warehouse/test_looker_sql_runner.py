@@ -140,7 +140,7 @@ class SqlRunnerTarget(TargetLooker):
     @property
     def warehouse(self):
         if self._warehouse is None:
-            warehouse = LookerSqlRunnerWarehouse(LookerSettings.from_config(self.config))
+            warehouse = LookerSqlRunnerWarehouse.from_config(self.config)
             warehouse.connect()
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
             audit.ensure_tables()
