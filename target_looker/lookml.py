@@ -298,7 +298,10 @@ def build_view(table: TableSpec) -> View:
     )
 
 
-def _on(*pairs: tuple[str, str]) -> str:
+def _on(*pairs: tuple[str | None, str | None]) -> str | None:
+    """`a = b AND ...`, or None when a column is missing (then the join is left out)."""
+    if any(left is None or right is None for left, right in pairs):
+        return None
     return " AND ".join(f"{left} = {right}" for left, right in pairs)
 
 
@@ -317,78 +320,69 @@ def finance_explore(
     hierarchy_depth: int = 3,
     structure_id: str | None = None,
 ) -> Explore | None:
-    """Voucher rows joined to accounts, code parts B-J and the account hierarchy's levels."""
+    """Voucher rows joined to accounts, code parts B-J and the account hierarchy's levels.
+
+    Columns are matched loosely (`code_b`, `CodeB`), so `column_naming: preserve` works;
+    a join whose columns are missing is left out rather than written broken.
+    """
     rows = views.get(voucher_rows)
     if rows is None:
         return None
     base = voucher_rows
     joins: list[Join] = []
+
+    def add(name: str, view: str, on: str | None, label: str) -> bool:
+        if on is not None:
+            joins.append(Join(name, view, on, view_label=label))
+        return on is not None
+
     company = _ref(base, rows, "company")
     account = _ref(base, rows, "account")
     accounts = views.get(gl_accounts)
-    if accounts and company and account:
-        joins.append(
-            Join(
-                gl_accounts,
-                gl_accounts,
-                _on(
-                    (company, str(_ref(gl_accounts, accounts, "company"))),
-                    (account, str(_ref(gl_accounts, accounts, "account"))),
-                ),
-                view_label="GL account",
-            )
+    if accounts:
+        add(
+            gl_accounts,
+            gl_accounts,
+            _on(
+                (company, _ref(gl_accounts, accounts, "company")),
+                (account, _ref(gl_accounts, accounts, "account")),
+            ),
+            "GL account",
         )
     codes = views.get(cost_dimensions)
-    if codes and company:
+    if codes:
         for part in CODE_PARTS:
-            code = _ref(base, rows, f"code_{part}")
-            if code is None:
-                continue
             alias = f"code_{part.lower()}_dimension"
-            joins.append(
-                Join(
-                    alias,
-                    cost_dimensions,
-                    _on(
-                        (company, str(_ref(alias, codes, "company"))),
-                        (str(_ref(alias, codes, "code_part")), f"'{part}'"),
-                        (code, str(_ref(alias, codes, "code"))),
-                    ),
-                    view_label=f"Code part {part}",
-                )
+            add(
+                alias,
+                cost_dimensions,
+                _on(
+                    (company, _ref(alias, codes, "company")),
+                    (_ref(alias, codes, "code_part"), f"'{part}'"),
+                    (_ref(base, rows, f"code_{part}"), _ref(alias, codes, "code")),
+                ),
+                f"Code part {part}",
             )
     tree = views.get(account_hierarchy)
-    if tree and company and account:
-        node = "account_node"
-        leaf = [
-            (company, str(_ref(node, tree, "company"))),
-            (account, str(_ref(node, tree, "node_id"))),
-        ]
-        if structure_id is not None:
-            literal = "'" + structure_id.replace("'", "''") + "'"
-            leaf.append((str(_ref(node, tree, "structure_id")), literal))
-        joins.append(Join(node, account_hierarchy, _on(*leaf), view_label="Account hierarchy"))
+    node = "account_node"
+    leaf = (
+        [(company, _ref(node, tree, "company")), (account, _ref(node, tree, "node_id"))]
+        if tree
+        else []
+    )
+    if tree and structure_id is not None:
+        leaf.append((_ref(node, tree, "structure_id"), "'" + structure_id.replace("'", "''") + "'"))
+    if tree and add(node, account_hierarchy, _on(*leaf), "Account hierarchy"):
         child = node
         for level in range(1, hierarchy_depth + 1):
             alias = f"account_parent_{level}"
-            joins.append(
-                Join(
-                    alias,
-                    account_hierarchy,
-                    _on(
-                        (str(_ref(alias, tree, "company")), str(_ref(child, tree, "company"))),
-                        (
-                            str(_ref(alias, tree, "structure_id")),
-                            str(_ref(child, tree, "structure_id")),
-                        ),
-                        (
-                            str(_ref(alias, tree, "node_id")),
-                            str(_ref(child, tree, "parent_node_id")),
-                        ),
-                    ),
-                    view_label=f"Account hierarchy: parent {level}",
-                )
+            on = _on(
+                (_ref(alias, tree, "company"), _ref(child, tree, "company")),
+                (_ref(alias, tree, "structure_id"), _ref(child, tree, "structure_id")),
+                (_ref(alias, tree, "node_id"), _ref(child, tree, "parent_node_id")),
             )
+            if not add(alias, account_hierarchy, on, f"Account hierarchy: parent {level}"):
+                break
             child = alias
     return Explore(base, "GL voucher rows", tuple(joins))
 

@@ -171,6 +171,20 @@ def test_the_finance_explore_joins_accounts_code_parts_and_hierarchy_levels() ->
     assert all(j.relationship == "many_to_one" for j in explore.joins)
 
 
+def test_joins_whose_columns_are_missing_are_left_out_not_written_broken() -> None:
+    tables = [
+        TableSpec("s", "voucher_rows", {"Company": TEXT, "Account": TEXT, "CodeB": TEXT}, ()),
+        TableSpec("s", "gl_accounts", {"Company": TEXT, "AccountNo": TEXT}, ()),
+        TableSpec("s", "cost_dimensions", {"Company": TEXT, "CodePart": TEXT, "Code": TEXT}, ()),
+    ]
+    [explore] = build_model(tables, connection="wh").explores
+    assert [j.name for j in explore.joins] == ["code_b_dimension"]  # no `account` in gl_accounts
+    assert explore.joins[0].sql_on == (
+        "${voucher_rows.company} = ${code_b_dimension.company} AND "
+        "${code_b_dimension.codepart} = 'B' AND ${voucher_rows.codeb} = ${code_b_dimension.code}"
+    )
+
+
 def test_without_voucher_rows_there_is_no_finance_explore() -> None:
     model = build_model([TableSpec("s", "orders", {"id": TEXT}, ("id",))], connection="wh")
     assert model.explores == ()
