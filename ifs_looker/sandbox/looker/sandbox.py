@@ -7,12 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from ..ifs_cloud.faults import FaultInjector
+from ..loopback import LoopbackServer
 from .config import LookerConfig
 from .database import Database
 from .lint import lint_project
@@ -42,14 +41,11 @@ class SqlRun:
     result: list[dict]
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+class LookerSandbox(LoopbackServer):
+    """A Looker API 4.0 on loopback; start with `start()` or as a context manager (port 0: any)."""
 
-
-class LookerSandbox:
-    """Start with `start()` or as a context manager; `port=0` picks a free port."""
+    handler_class = LookerHandler
+    thread_name = "looker-sandbox"
 
     def __init__(
         self,
@@ -59,10 +55,8 @@ class LookerSandbox:
         verbose: bool = False,
         lookml_dirs: dict[str, str | Path] | None = None,
     ) -> None:
+        super().__init__(host, port, verbose)
         self.config = config or LookerConfig()
-        self.host = host
-        self.requested_port = port
-        self.verbose = verbose
         self.lookml_dirs = {k: Path(v) for k, v in (lookml_dirs or {}).items()}
         self.spec = OpenApiSpec.bundled()
         self.tokens = LookerTokens(self.config.client_id, self.config.client_secret)
@@ -82,65 +76,8 @@ class LookerSandbox:
         self.lose_answer_to_sql: Callable[[str], bool] | None = None
         self._answers_lost: set[str] = set()
         self._log_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # lifecycle -----------------------------------------------------------------------------------
-
-    def bind(self) -> LookerSandbox:
-        if self._server is None:
-            handler = type("Handler", (LookerHandler,), {"sandbox": self})
-            self._server = _Server((self.host, self.requested_port), handler)
-        return self
-
-    def start(self) -> LookerSandbox:
-        server = self.bind()._server
-        assert server is not None
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="looker-sandbox", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread = None
-            self._server.server_close()
-            self._server = None
-        for database in self._databases.values():
-            database.close()
-
-    def serve_forever(self) -> None:
-        server = self.bind()._server
-        assert server is not None
-        try:
-            server.serve_forever()
-        finally:
-            self.stop()
-
-    def __enter__(self) -> LookerSandbox:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            return self.requested_port
-        return self._server.server_address[1]
-
-    @property
-    def base_url(self) -> str:
-        """What `looker_base_url` is set to (the client appends /api/4.0)."""
-        return f"http://{self.host}:{self.port}"
+    # addresses -----------------------------------------------------------------------------------
 
     @property
     def api_url(self) -> str:

@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
 
+from ..loopback import SandboxRequestHandler
 from .database import SqlError
 from .openapi import API_PREFIX
 
@@ -59,33 +59,9 @@ def _validation_error(field: str, code: str, message: str) -> ApiError:
     )
 
 
-class LookerHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class LookerHandler(SandboxRequestHandler):
     server_version = "LookerSandbox/26.12"
-    sandbox: LookerSandbox  # set on the subclass made per sandbox
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: object) -> None:
-        if self.sandbox.verbose:
-            super().log_message(format, *args)
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_PATCH(self) -> None:
-        self._handle("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
+    sandbox: LookerSandbox
 
     # dispatch ------------------------------------------------------------------------------------
 
