@@ -4,8 +4,8 @@ Decoding the next batch (Python, one core) overlaps with the database loading th
 previous one (PostgreSQL, the other core). Jobs run strictly in submission order, and
 a job's STATE is emitted (by `on_committed`, on this thread) only after the job has
 committed, so STATE never runs ahead of the data, and is not held back until the next
-input line arrives. At most one job waits in the queue while one runs, which
-bounds memory to about three batches.
+input line arrives. A job is handed over only once the previous one has finished, so
+at most two batches are in memory: the one loading and the one being read.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Committer:
         self._finished: collections.deque[Job] = collections.deque()
         self._failed: BaseException | None = None
         self._stopping = False
+        self._idle = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _worker(self) -> None:
@@ -60,6 +61,7 @@ class Committer:
                 job.done.set()
             finally:
                 self._queue.task_done()
+                self._idle.set()
 
     def submit(self, job: Job) -> None:
         self.raise_if_failed()
@@ -68,12 +70,11 @@ class Committer:
                 target=self._worker, name="target-looker-warehouse", daemon=True
             )
             self._thread.start()
-        while True:
-            try:
-                self._queue.put(job, timeout=0.5)
-                return
-            except queue.Full:
-                self.raise_if_failed()
+        while self._queue.unfinished_tasks:
+            self._idle.wait(timeout=0.5)
+            self.raise_if_failed()
+        self._idle.clear()
+        self._queue.put(job)
 
     def finished(self) -> list[Job]:
         """Jobs completed since the last call, in order (main thread)."""

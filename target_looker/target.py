@@ -8,7 +8,8 @@ next run replays from the last committed bookmark.
 
 from __future__ import annotations
 
-import datetime
+import contextlib
+import gc
 import math
 import sys
 import typing as t
@@ -410,14 +411,35 @@ class TargetLooker(Target):
         except Exception:  # the warehouse may be what failed
             self.logger.exception("Could not record the failed run %s", self.run_id)
 
+    @classmethod
+    def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
+        """The CLI run, with the garbage collector tuned for bulk loading."""
+        with bulk_loading_gc():
+            super().invoke(*args, **kwargs)
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
         self.logger.warning("Signal %d: stopping; uncommitted records will be replayed", signum)
         raise SystemExit(128 + signum)
 
 
-def utc_now() -> datetime.datetime:
-    return now()
+@contextlib.contextmanager
+def bulk_loading_gc() -> t.Iterator[None]:
+    """Collect cyclic garbage rarely while loading.
+
+    A batch is tens of thousands of fresh tuples; with the default threshold (700
+    allocations) the collector walks them over and over and costs about a third of
+    the run. Rows hold no cycles, so collecting every 100,000 allocations loses
+    nothing, and objects alive before the load are frozen out of the walk.
+    """
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 __all__ = ["MergeCounts", "TargetLooker"]

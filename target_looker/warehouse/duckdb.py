@@ -36,6 +36,7 @@ from target_looker.warehouse.base import (
 PRECISION = 38
 DEFAULT_SCALE = 9
 _STAGE = "target_looker_stage"
+DEFAULT_MEMORY_LIMIT = "128MB"
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 _TYPES = {
@@ -88,7 +89,9 @@ class DuckDBWarehouse(Warehouse):
     def connect(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(self.path)
+        # DuckDB's default buffer pool is 80% of RAM; a loader should stay bounded.
+        memory_limit = str(self.url.query.get("memory_limit", DEFAULT_MEMORY_LIMIT))
+        self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
         self._con.execute("SET TimeZone = 'UTC'")
         # Qualify with the catalog: a schema named like the file would be ambiguous.
         [(self._catalog,)] = self._con.execute("SELECT current_database()").fetchall()
