@@ -14,8 +14,8 @@ import contextlib
 import signal
 import sys
 
+from .faults import RETRY_AFTER_MODES
 from .ifs_cloud import IfsCloudSandbox, SandboxConfig
-from .ifs_cloud.config import RETRY_AFTER_MODES
 from .looker import DEFAULT_CONNECTION, DEFAULT_MODEL, LookerConfig, LookerSandbox
 
 LOOKER_PORT = 8720

@@ -6,11 +6,11 @@ import dataclasses
 import gc
 import threading
 
+from ..faults import FaultInjector
 from ..loopback import LoopbackServer
 from .config import SandboxConfig
 from .dataset import generate
 from .entities import PROJECTIONS
-from .faults import FaultInjector
 from .mutation import MutationClock
 from .query import register_enums
 from .server import SandboxHandler

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ifs_cloud.config import RETRY_AFTER_MODES
+from ..faults import FaultKnobs
 
 DEFAULT_CONNECTION = "ifs_warehouse"
 DEFAULT_MODEL = "ifs_cloud"
 
 
 @dataclass(frozen=True)
-class LookerConfig:
+class LookerConfig(FaultKnobs):
     """Everything that shapes one Looker sandbox; the defaults are a well-behaved instance.
 
     `connections` maps a Looker connection name to the SQLAlchemy-style URL of the
@@ -30,23 +30,11 @@ class LookerConfig:
     projects: tuple[str, ...] = (DEFAULT_MODEL,)
     pdt_build_seconds: float = 0.5
     seed: int = 11
-    rate_429: float = 0.0
     retry_after: str = "seconds"
-    retry_after_seconds: int = 1
-    rate_5xx: float = 0.0
-    drop_rate: float = 0.0
-    latency_ms: float = 0.0
     validate: bool = True  # check every request and response against the spec subset
 
     def __post_init__(self) -> None:
-        if self.retry_after not in RETRY_AFTER_MODES:
-            raise ValueError(
-                f"retry_after must be one of {RETRY_AFTER_MODES}, not {self.retry_after!r}"
-            )
-        for name in ("rate_429", "rate_5xx", "drop_rate"):
-            share = getattr(self, name)
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"{name} is a share between 0 and 1, not {share}")
+        self.check_faults()
         if self.token_lifetime <= 0:
             raise ValueError("token_lifetime must be positive")
         for datagroup in self.datagroups:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..ifs_cloud.faults import FaultInjector
+from ..faults import FaultInjector
 from ..loopback import LoopbackServer
 from .config import LookerConfig
 from .database import Database

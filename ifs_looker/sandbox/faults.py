@@ -1,4 +1,4 @@
-"""Fault knobs: throttling, server errors, dropped connections and latency."""
+"""Fault knobs shared by the sandboxes: throttling, server errors, dropped connections, latency."""
 
 from __future__ import annotations
 
@@ -8,9 +8,30 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from .config import SandboxConfig
-
 ERROR_STATUSES = (503, 502, 504)
+RETRY_AFTER_MODES = ("seconds", "http-date", "none", "mixed")
+
+
+@dataclass(frozen=True)
+class FaultKnobs:
+    """Fault settings every sandbox config carries, by name, so one injector serves all."""
+
+    rate_429: float = 0.0
+    retry_after: str = "mixed"
+    retry_after_seconds: int = 1
+    rate_5xx: float = 0.0
+    drop_rate: float = 0.0
+    latency_ms: float = 0.0
+
+    def check_faults(self) -> None:
+        if self.retry_after not in RETRY_AFTER_MODES:
+            raise ValueError(
+                f"retry_after must be one of {RETRY_AFTER_MODES}, not {self.retry_after!r}"
+            )
+        for name in ("rate_429", "rate_5xx", "drop_rate"):
+            share = getattr(self, name)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} is a share between 0 and 1, not {share}")
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,7 @@ class FaultInjector:
         self.lock = threading.Lock()
         self.counts = {"drop": 0, "throttle": 0, "error": 0}
 
-    def draw(self, config: SandboxConfig) -> Fault | None:
+    def draw(self, config: FaultKnobs) -> Fault | None:
         with self.lock:
             roll = self.rng.random()
             if roll < config.drop_rate:
@@ -46,7 +67,7 @@ class FaultInjector:
         self.counts[fault.kind] += 1
         return fault
 
-    def _retry_after(self, config: SandboxConfig) -> tuple[tuple[str, str], ...]:
+    def _retry_after(self, config: FaultKnobs) -> tuple[tuple[str, str], ...]:
         mode = config.retry_after
         if mode == "mixed":
             mode = ("seconds", "http-date", "none")[self.counts["throttle"] % 3]
