@@ -56,12 +56,14 @@ RECORD_SUPPLIED: dict[str, tuple[Column, t.Any]] = {
 # Set by the target per record, in the order `add` appends them.
 PER_RECORD = (
     Column("_sdc_extracted_at", TIMESTAMPTZ),
-    Column("_sdc_received_at", TIMESTAMPTZ),
-    Column("_sdc_sequence", BIGINT),
+    Column("_sdc_sequence", BIGINT),  # nanoseconds since the epoch at receipt: arrival order
     Column("_sdc_table_version", BIGINT),
 )
-# Set by the target per batch.
+# Set by the target per batch: when its first record arrived, and when it was closed
+# for loading. (Per batch rather than per record: a timestamp per row costs the
+# warehouse as much to parse as the rest of a voucher row's metadata together.)
 PER_BATCH = (
+    Column("_sdc_received_at", TIMESTAMPTZ),
     Column("_sdc_batched_at", TIMESTAMPTZ),
     Column("_load_run_id", TEXT),
     Column("_load_batch_id", TEXT),
@@ -282,7 +284,7 @@ class LookerSink(BatchSink):
         self._rejects: list[Reject] = []
         self._records_in = 0
         self._batch_id: str | None = None
-        self._batched_at: datetime.datetime | None = None
+        self._received_at: datetime.datetime | None = None
 
     @property
     def pending(self) -> int:
@@ -295,11 +297,12 @@ class LookerSink(BatchSink):
     def _start_batch(self, seq: int) -> None:
         self.first_seq = seq
         self._batch_id = uuid.uuid4().hex
-        self._batched_at = datetime.datetime.now(tz=_UTC)
+        self._received_at = datetime.datetime.now(tz=_UTC)
 
     def _constants(self) -> list[tuple[Column, t.Any]]:
         values = {
-            "_sdc_batched_at": self._batched_at,
+            "_sdc_received_at": self._received_at,
+            "_sdc_batched_at": datetime.datetime.now(tz=_UTC),
             "_load_run_id": self.target.run_id,
             "_load_batch_id": self._batch_id,
         }
@@ -337,9 +340,7 @@ class LookerSink(BatchSink):
             if extracted != self._last_extracted[0]:
                 self._last_extracted = (extracted, _parse_time(extracted))
             extracted = self._last_extracted[1]
-        self._rows.append(
-            (*row, extracted, datetime.datetime.now(tz=_UTC), time.time_ns(), envelope.version)
-        )
+        self._rows.append((*row, extracted, time.time_ns(), envelope.version))
         self._raws.append(raw)
 
     def add_record(self, record: dict, envelope: RecordEnvelope, seq: int) -> None:
@@ -544,7 +545,7 @@ class BatchWork:
 
 def row_reject(stream: str, row: tuple, raw: msgspec.Raw, reason: str) -> Reject:
     """A reject for a row already decoded: message metadata comes from its tail."""
-    extracted, _, _, version = row[-len(PER_RECORD) :]
+    extracted, _, version = row[-len(PER_RECORD) :]
     return Reject(
         stream=stream,
         reason=reason,
