@@ -27,6 +27,7 @@ class Job:
     result: t.Any = None
     error: BaseException | None = None
     skipped: bool = False
+    closed: bool = False  # its STATE can no longer change
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -40,6 +41,8 @@ class Committer:
         self._failed: BaseException | None = None
         self._stopping = False
         self._idle = threading.Event()
+        self._lock = threading.Lock()
+        self._last: Job | None = None
         self._thread: threading.Thread | None = None
 
     def _worker(self) -> None:
@@ -53,6 +56,8 @@ class Committer:
                 else:
                     try:
                         job.result = job.run()
+                        with self._lock:
+                            job.closed = True
                         self._on_committed(job)
                     except BaseException as exc:  # re-raised in the main thread
                         job.error = exc
@@ -74,7 +79,22 @@ class Committer:
             self._idle.wait(timeout=0.5)
             self.raise_if_failed()
         self._idle.clear()
+        self._last = job
         self._queue.put(job)
+
+    def attach_state(self, state: dict) -> bool:
+        """Let the last submitted job, if not yet done, carry a newer STATE.
+
+        For a STATE that became safe with nothing buffered: it is safe as soon as the
+        jobs already submitted have committed, so it rides on the last of them instead
+        of making the reader wait for it.
+        """
+        with self._lock:
+            job = self._last
+            if job is None or job.closed or self._failed is not None:
+                return False
+            job.state = state
+            return True
 
     def finished(self) -> list[Job]:
         """Jobs completed since the last call, in order (main thread)."""

@@ -235,8 +235,8 @@ class TargetLooker(Target):
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_states.append((self._seq, message_dict["value"]))
         state = self._take_safe_state()
-        if state is not None:
-            # Safe once the batches already submitted have committed.
+        if state is not None and not self._committer.attach_state(state):
+            # Nothing in flight: record it and pass it on now (through the loader thread).
             self._submit(lambda: self.audit_log.record_state(state), state)
         self._emit_finished()
 
@@ -298,6 +298,7 @@ class TargetLooker(Target):
         if isinstance(job.result, BatchAudit):
             self._log_batch(job.result)
         if job.state is not None:
+            self.audit_log.last_state = job.state  # written with the next totals
             self._write_state_message(job.state)
 
     def _emit_finished(self) -> None:
