@@ -115,9 +115,9 @@ def _string_type(schema: dict) -> tuple[SqlType, t.Any]:
     fmt = schema.get("format")
     if fmt in _STRING_FORMATS:
         return _STRING_FORMATS[fmt]
-    enum = schema.get("enum")
-    if enum and all(isinstance(v, str) for v in enum):
-        return TEXT, t.Literal[tuple(enum)]
+    members = [v for v in schema.get("enum") or () if v is not None]  # null: nullability
+    if members and all(isinstance(v, str) for v in members):
+        return TEXT, t.Literal[tuple(members)]
     max_length = schema.get("maxLength")
     if isinstance(max_length, int) and max_length > 0:
         # The length is checked per batch (sinks.py): a Meta constraint here would

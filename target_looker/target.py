@@ -294,12 +294,12 @@ class TargetLooker(Target):
         self._emit_finished()
 
     def _on_committed(self, job: Job) -> None:
-        """On the loader thread, right after a job committed: log it, emit its STATE."""
-        if isinstance(job.result, BatchAudit):
-            self._log_batch(job.result)
+        """On the loader thread, right after a job committed: emit its STATE, log it."""
         if job.state is not None:
             self.audit_log.last_state = job.state  # written with the next totals
             self._write_state_message(job.state)
+        if isinstance(job.result, BatchAudit):
+            self._log_batch(job.result)
 
     def _emit_finished(self) -> None:
         """Surface a loader-thread failure in the main thread."""
