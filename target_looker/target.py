@@ -29,7 +29,7 @@ from target_looker.committer import Committer, Job
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
 from target_looker.sinks import LookerSink
 from target_looker.warehouse import Warehouse, default_url, open_warehouse
-from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT, MergeCounts
+from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -443,4 +443,4 @@ def bulk_loading_gc() -> t.Iterator[None]:
         gc.unfreeze()
 
 
-__all__ = ["MergeCounts", "TargetLooker"]
+__all__ = ["TargetLooker"]
