@@ -129,6 +129,7 @@ class TargetLooker(Target):
         self._seq = 0
         self._pending_states: list[tuple[int, dict]] = []
         self._fast_sinks: dict[str, LookerSink] = {}
+        self._last_sink: LookerSink | None = None  # the sink of the latest record
         self._activations: dict[str, int] = {}
         self._overwritten: set[str] = set()
         self._finished = False
@@ -212,6 +213,7 @@ class TargetLooker(Target):
     ) -> None:
         self._seq += 1
         sink = self._sink_for(envelope.stream)
+        self._last_sink = sink
         if sink is not None:
             sink.add(envelope, self._seq, has_nul)
             if sink.pending >= sink.batch_rows:
@@ -234,6 +236,11 @@ class TargetLooker(Target):
     def _process_state_message(self, message_dict: dict) -> None:
         self._assert_line_requires(message_dict, requires={"value"})
         self._pending_states.append((self._seq, message_dict["value"]))
+        # A stream the tap has moved on from would otherwise hold its partial batch,
+        # and with it every later STATE, until the end of the run.
+        for sink in self._all_sinks():
+            if sink.pending and sink is not self._last_sink:
+                self.commit_sink(sink)
         state = self._take_safe_state()
         if state is not None and not self._committer.attach_state(state):
             # Nothing in flight: record it and pass it on now (through the loader thread).

@@ -402,3 +402,24 @@ def test_activate_version_hard_delete(config: dict) -> None:
     run(config, lines(*_full_table(1, "1", "2")))
     run(config, lines(*_full_table(2, "2")))
     assert table(config, "account", "accounts") == [("2",)]
+
+
+def test_a_finished_stream_does_not_hold_back_state(config: dict) -> None:
+    config = {**config, "batch_size_rows": 2}
+    a = schema("a", {"id": {"type": "integer"}}, ["id"])
+    b = schema("b", {"id": {"type": "integer"}}, ["id"])
+    text = lines(
+        a,
+        b,
+        record("a", {"id": 1}),
+        state({"s": 1}),
+        record("b", {"id": 1}),
+        record("b", {"id": 2}),
+        state({"s": 2}),  # the tap has moved on from `a`: its partial batch commits now
+        record("b", {"id": 3}),
+        record("b", {"id": 4}),
+        state({"s": 3}),
+        record("b", {"id": 5}),
+    )
+    assert run(config, text) == [{"s": 2}, {"s": 3}]
+    assert table(config, "id", "b") == [(1,), (2,), (3,), (4,), (5,)]
