@@ -15,18 +15,6 @@ from datetime import UTC, datetime, timedelta
 from .dataset import VoucherFactory, random_amount
 from .store import EntityTable, Store
 
-_NEXT_STATE = {
-    "Preliminary": "Posted",
-    "Posted": "PartlyPaid",
-    "PartlyPaid": "Paid",
-    "Planned": "Released",
-    "Released": "Received",
-    "Received": "Closed",
-    "Reserved": "Delivered",
-    "Delivered": "Invoiced",
-    "Arrived": "Received",
-}
-
 
 class MutationClock:
     """Applies `ticks` changes per call; deterministic for a seed apart from wall-clock times."""
@@ -65,14 +53,23 @@ class MutationClock:
             self.log.append(("insert", table.entity_set.name, table.key_of(values)))
             return
         values = dict(template)
-        state = values.get("Objstate")
-        values["Objstate"] = _NEXT_STATE.get(state, state)  # type: ignore[arg-type]
+        values["Objstate"] = self._next_state(table, values.get("Objstate"))
         for name in ("TotalAmount", "NetAmount", "BuyUnitPrice"):
             if name in values:
                 values[name] = random_amount(self.rng)
         values["LastModified"] = now
         table.put(values, now)
         self.log.append(("update", table.entity_set.name, table.key_of(values)))
+
+    @staticmethod
+    def _next_state(table: EntityTable, state: object) -> object:
+        """The next member of the entity's own state enum; the last state stays (never invalid)."""
+        prop = table.entity.prop("Objstate")
+        members = table.projection_enums[prop.type].members if prop is not None else ()
+        if state not in members or members.index(state) + 1 >= len(members):
+            return state
+        following = members[members.index(state) + 1]
+        return state if following == "Cancelled" else following
 
     def _fresh_key(self, table: EntityTable, template: dict[str, object]) -> dict[str, object]:
         key: dict[str, object] = {}
@@ -117,7 +114,8 @@ class MutationClock:
             action = "insert"
         else:
             action = "update"
-        values["Description"] = f"{values.get('Description') or ''} (rev {self.serial})".strip()
+        base = str(values.get("Description") or "").split(" (rev ")[0]
+        values["Description"] = f"{base} (rev {self.serial})".strip()
         if "ValidUntil" in values:
             values["ValidUntil"] = now.date() + timedelta(days=365)
         table.put(values, now)

@@ -48,6 +48,7 @@ class EntityTable:
         self.entity_set = entity_set
         self.entity: EntityType = projection.entity_type(entity_set.entity_type)
         self.namespace = f"IfsApp.{projection.name}"
+        self.projection_enums = {e.name: e for e in projection.enums}
         self.struct = msgspec.defstruct(
             self.entity.name,
             [(ETAG_FIELD, str), *((p.name, object, None) for p in self.entity.props)],

@@ -53,3 +53,16 @@ def test_mutated_rows_are_served_with_their_new_etag(sandbox_factory) -> None:
     key = next(k for a, s, k in sandbox.clock.log if a == "update" and s == "CustomerOrderSet")
     served = client.rows(*ORDERS, **{"$filter": f"OrderNo eq '{key[0]}'"})
     assert served == [r for r in sandbox.rows(*ORDERS) if r["OrderNo"] == key[0]]
+
+
+def test_mutated_rows_stay_valid_against_their_metadata(sandbox_factory) -> None:
+    sandbox = sandbox_factory(voucher_rows_per_company=30)
+    sandbox.clock.tick(400)
+    for (projection, entity_set), table in sandbox.store.tables.items():
+        enums = table.projection_enums
+        for row in sandbox.rows(projection, entity_set):
+            for prop in table.entity.props:
+                if prop.is_enum and row[prop.name] is not None:
+                    assert row[prop.name] in enums[prop.type].members, (entity_set, prop.name)
+                if prop.max_length and row[prop.name] is not None:
+                    assert len(row[prop.name]) <= prop.max_length, (entity_set, prop.name)
