@@ -27,24 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_target import PG_ADMIN, generate
 
 from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
-from target_looker.audit import AuditLog, now
 from target_looker.target import TargetLooker
-from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
-
-
-class SqlRunnerTarget(TargetLooker):
-    """target-looker writing through SQL Runner (the write_path wiring)."""
-
-    @property
-    def warehouse(self):
-        if self._warehouse is None:
-            warehouse = LookerSqlRunnerWarehouse.from_config(self.config)
-            warehouse.connect()
-            audit = AuditLog(warehouse, self.target_schema, self.run_id)
-            audit.ensure_tables()
-            audit.start(now())
-            self._warehouse, self._audit = warehouse, audit
-        return super().warehouse
 
 
 def load(target_class: type[TargetLooker], config: dict, singer: Path) -> float:
@@ -78,8 +61,9 @@ def main() -> int:
             )
             with LookerSandbox(LookerConfig(connections={"warehouse": url})) as looker:
                 runner = load(
-                    SqlRunnerTarget,
+                    TargetLooker,
                     {
+                        "write_path": "looker_sql_runner",
                         "default_target_schema": "runner",
                         "batch_size_rows": args.batch_size,
                         "looker_base_url": looker.base_url,

@@ -19,11 +19,14 @@ from pathlib import Path
 import duckdb
 
 from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker.sandbox.looker import DEFAULT_CONNECTION, LookerConfig, LookerSandbox
 
 STATE_ID = "dev:tap-ifscloud-to-target-looker"
 WAREHOUSE = Path("output/warehouse.duckdb")
 SCHEMA = "ifs_cloud"
 IFS_PORT = 8710
+LOOKER_PORT = 8720
+LOOKML = WAREHOUSE.parent / "lookml"
 
 
 def meltano(*args: str, log: Path | None = None) -> subprocess.CompletedProcess:
@@ -53,14 +56,31 @@ def bookmarks() -> list[tuple[str, str, str, str]]:
     return out
 
 
+def looker_summary(actions: object) -> str:
+    """One line on what the run told Looker (from `_load_runs.looker_actions`)."""
+    if not actions:
+        return "nothing recorded"
+    detail = json.loads(actions) if isinstance(actions, str) else actions
+    if detail.get("status") == "skipped":
+        return f"skipped ({detail.get('reason')})"
+    groups = ", ".join(f"{d['datagroup']} {d['status']}" for d in detail.get("datagroups", []))
+    pdts = ", ".join(f"{p['pdt']} {p['status']}" for p in detail.get("pdts", []))
+    files = len(detail.get("lookml", []))
+    return (
+        f"{detail.get('status')}; datagroups: {groups or '-'}; PDTs: {pdts or '-'}; "
+        f"LookML files written: {files}"
+    )
+
+
 def summary() -> str:
     lines = []
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
-        run_id, status, records = con.execute(
-            f'SELECT run_id, status, records_in FROM "{SCHEMA}"."_load_runs" '  # noqa: S608
+        run_id, status, records, actions = con.execute(
+            "SELECT run_id, status, records_in, looker_actions FROM ifs_cloud._load_runs "
             "ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
         lines.append(f"Run {run_id}: {status}, {records} records in -> {WAREHOUSE} ({SCHEMA})")
+        lines.append(f"Looker: {looker_summary(actions)}")
         tables = [
             name
             for (name,) in con.execute(
@@ -95,13 +115,18 @@ def main(argv: list[str] | None = None) -> int:
     log = WAREHOUSE.parent / "demo-meltano.log"
     log.write_text("")
     config = SandboxConfig(voucher_rows_per_company=args.voucher_rows)
+    looker_config = LookerConfig(connections={DEFAULT_CONNECTION: f"duckdb:///{WAREHOUSE}"})
     try:
         sandbox = IfsCloudSandbox(config, port=IFS_PORT).start()
+        looker = LookerSandbox(looker_config, port=LOOKER_PORT, lookml_dirs={"ifs_cloud": LOOKML})
+        looker.start()
     except OSError as exc:
         raise SystemExit(
-            f"cannot start the IFS sandbox on port {IFS_PORT}: {exc.strerror}"
+            f"cannot start the sandboxes on ports {IFS_PORT}/{LOOKER_PORT}: {exc.strerror} "
+            "(is `ifs-looker sandbox` running?)"
         ) from None
     print(f"IFS Cloud sandbox: {sandbox.base_url} (companies {', '.join(config.companies)})")
+    print(f"Looker sandbox:    {looker.base_url} (connection {DEFAULT_CONNECTION})")
     try:
         if not Path(".meltano/.installed").exists():
             print("meltano install ...", flush=True)
@@ -118,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     finally:
         sandbox.stop()
+        looker.stop()
     print(summary())
     return 0
 

@@ -279,5 +279,12 @@ class AuditLog:
         self.last_state = state
         self._write_totals()
 
+    def record_looker_actions(self, actions: dict) -> None:
+        """What the post-load Looker step triggered (datagroups, PDTs, LookML), for the run row."""
+        self.warehouse.execute(
+            f"UPDATE {self.table(RUNS)} SET looker_actions = $2 WHERE run_id = $1",
+            (self.run_id, _encode(actions).decode()),
+        )
+
     def finish(self, status: str, error: str | None = None) -> None:
         self._write_totals(("status", status), ("finished_at", now()), ("error", error))

@@ -26,10 +26,13 @@ from ifs_looker import secrets
 from target_looker import naming
 from target_looker.audit import AuditLog, BatchAudit, now
 from target_looker.committer import Committer, Job
+from target_looker.lookml import generate_lookml
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
+from target_looker.refresh import LookerSettings, LookerSettingsError, refresh_after_load
 from target_looker.sinks import LookerSink
 from target_looker.warehouse import Warehouse, default_url, open_warehouse
 from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT
+from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -89,7 +92,7 @@ class TargetLooker(Target):
             th.StringType,
             default="warehouse",
             allowed_values=list(WRITE_PATHS),
-            description="warehouse (direct) or looker_sql_runner (not yet supported)",
+            description="warehouse (direct) or looker_sql_runner (through the Looker API)",
         ),
         th.Property(
             "batch_size_rows",
@@ -110,16 +113,13 @@ class TargetLooker(Target):
         th.Property("looker_datagroups", th.ArrayType(th.StringType), description="model::name"),
         th.Property("looker_pdts", th.ArrayType(th.StringType), description="model/view"),
         th.Property("lookml_dir", th.StringType, description="Where to write LookML views"),
+        th.Property("looker_max_retries", th.IntegerType, default=8),
+        th.Property("looker_max_backoff_seconds", th.NumberType, default=60),
     ).to_dict()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.config.get("write_path", "warehouse") == "looker_sql_runner":
-            raise ConfigValidationError(
-                "write_path 'looker_sql_runner' is not yet supported: use 'warehouse' "
-                "with a warehouse_url the target can reach",
-                errors=["write_path: looker_sql_runner is not yet supported"],
-            )
+        self.looker_settings = self._looker_settings()
         self.max_parallelism = 1
         self.message_reader.on_error = self._on_error
         self.run_id = f"{now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -134,6 +134,24 @@ class TargetLooker(Target):
         self._overwritten: set[str] = set()
         self._finished = False
         self._committer = Committer(self._on_committed)
+
+    def _looker_settings(self) -> LookerSettings:
+        """The Looker settings, checked up front: a bad value fails before any data moves."""
+        try:
+            settings = LookerSettings.from_config(self.config)
+        except (LookerSettingsError, secrets.SecretError) as exc:
+            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+        if self.uses_sql_runner and not (settings.configured and settings.connection_name):
+            message = (
+                "write_path 'looker_sql_runner' needs looker_base_url, looker_client_id, "
+                "looker_client_secret and looker_connection_name"
+            )
+            raise ConfigValidationError(message, errors=[message])
+        return settings
+
+    @property
+    def uses_sql_runner(self) -> bool:
+        return self.config.get("write_path", "warehouse") == "looker_sql_runner"
 
     # Warehouse and audit, opened on the first SCHEMA ---------------------------------
 
@@ -151,7 +169,11 @@ class TargetLooker(Target):
     def warehouse(self) -> Warehouse:
         """The connection, for main-thread use: waits until the loader thread is idle."""
         if self._warehouse is None:
-            warehouse = open_warehouse(self.warehouse_url)
+            warehouse = (
+                LookerSqlRunnerWarehouse(self.looker_settings)
+                if self.uses_sql_runner
+                else open_warehouse(self.warehouse_url)
+            )
             warehouse.connect()
             self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
@@ -391,6 +413,7 @@ class TargetLooker(Target):
                 self._submit(lambda: self.audit_log.record_state(state), state)
             self.audit.finish("succeeded")  # waits for the loader thread
             self._finished = True
+            self.audit.record_looker_actions(self._after_load())
             for sink in self._all_sinks():
                 sink.clean_up()
         except BaseException as exc:
@@ -400,6 +423,26 @@ class TargetLooker(Target):
             self._committer.stop()
             if self._warehouse is not None:
                 self._warehouse.close()
+
+    def _after_load(self) -> dict:
+        """Only after a committed, successful load: tell Looker, regenerate LookML.
+
+        Neither step can undo the load or hold back state; failures are reported in
+        the run's `looker_actions` and in the log.
+        """
+        actions = refresh_after_load(self.looker_settings)
+        lookml_dir = self.config.get("lookml_dir")
+        if lookml_dir:
+            connection = self.looker_settings.connection_name or "warehouse"
+            try:
+                written = generate_lookml(
+                    self.warehouse, self.target_schema, lookml_dir, connection=connection
+                )
+                actions["lookml"] = [str(path) for path in written]
+            except Exception as exc:  # the load is committed: report, never undo or block
+                self.logger.error("LookML not written to %s: %s", lookml_dir, exc)
+                actions["lookml_error"] = f"{type(exc).__name__}: {exc}"
+        return actions
 
     def _write_state_message(self, state: dict) -> None:
         sys.stdout.write(_encode_state(state).decode() + "\n")

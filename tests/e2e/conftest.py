@@ -103,6 +103,8 @@ def meltano_env(tmp_path: Path, sandbox: IfsCloudSandbox, warehouse: Warehouse) 
         TAP_IFSCLOUD_COMPANIES='["' + '","'.join(sandbox.config.companies) + '"]',
         TAP_IFSCLOUD_MAX_BACKOFF_SECONDS="3",
         TARGET_LOOKER_WAREHOUSE_URL=warehouse.url,
+        TARGET_LOOKER_LOOKER_BASE_URL="",  # no Looker here: the post-load refresh is skipped
+        TARGET_LOOKER_LOOKML_DIR=str(tmp_path / "lookml"),
     )
     return env
 

@@ -1,8 +1,7 @@
 """After a successful load, Looker is told: datagroups marked stale, PDT builds started.
 
 A Looker problem is reported in the summary, never raised, and a failed load
-triggers nothing. The target-side wiring used here (`RefreshingTarget`) is the
-wiring target.py gets: refresh after `process_endofpipe` succeeded.
+triggers nothing. The target records what it triggered in `_load_runs.looker_actions`.
 """
 
 from __future__ import annotations
@@ -148,16 +147,6 @@ def test_stale_before_is_now_rounded_down_never_in_the_future() -> None:
 # with the target ---------------------------------------------------------------------------------
 
 
-class RefreshingTarget(TargetLooker):
-    """target-looker with the post-load refresh wired in after a successful end of input."""
-
-    looker_actions: dict | None = None
-
-    def process_endofpipe(self) -> None:
-        super().process_endofpipe()
-        self.looker_actions = refresh_after_load(LookerSettings.from_config(self.config))
-
-
 STREAM = schema(
     "accounts",
     {"Company": {"type": "string"}, "Account": {"type": "string"}, "Amount": {"type": "number"}},
@@ -174,11 +163,15 @@ def test_datagroups_are_patched_only_after_the_load_committed(
         record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1.25}),
         state({"bookmarks": {"accounts": {"x": 1}}}),
     )
-    target = RefreshingTarget(config=config)
+    target = TargetLooker(config=config)
     with contextlib.redirect_stdout(io.StringIO()):
         target.listen(io.StringIO(text))
-    assert target.looker_actions is not None
-    assert target.looker_actions["status"] == "succeeded"
+    [(actions,)] = query(config, "SELECT looker_actions FROM {s}._load_runs")
+    actions = json.loads(actions) if isinstance(actions, str) else actions
+    assert actions["status"] == "succeeded"
+    assert [(d["datagroup"], d["status"]) for d in actions["datagroups"]] == [
+        ("ifs_cloud::ifs_gl", "ok")
+    ]
     [(committed, finished)] = query(
         config,
         "SELECT max(committed_at), (SELECT finished_at FROM {s}._load_runs) FROM {s}._load_batches",
@@ -195,12 +188,14 @@ def test_a_failed_load_patches_nothing(looker: LookerSandbox, config: dict) -> N
         record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1}),
         record("accounts", {"Company": "US01", "Amount": 2}),  # key missing: the run stops
     )
-    target = RefreshingTarget(config=config)
+    target = TargetLooker(config=config)
     with (
         pytest.raises(Exception, match="lacks key properties"),
         contextlib.redirect_stdout(io.StringIO()),
     ):
         target.listen(io.StringIO(text))
-    assert target.looker_actions is None
+    [(actions, status)] = query(config, "SELECT looker_actions, status FROM {s}._load_runs")
+    assert actions is None
+    assert status == "failed"
     assert looker.requests("PATCH") == []
     assert looker.request_log == []

@@ -373,9 +373,14 @@ def test_snake_case_collisions_are_an_error(config: dict) -> None:
         run(config, lines(clash))
 
 
-def test_looker_sql_runner_write_path_is_not_yet_supported(config: dict) -> None:
-    with pytest.raises(ConfigValidationError, match="not yet supported"):
+def test_looker_sql_runner_write_path_needs_the_looker_settings(config: dict) -> None:
+    with pytest.raises(ConfigValidationError, match="looker_connection_name"):
         TargetLooker(config={**config, "write_path": "looker_sql_runner"})
+
+
+def test_malformed_looker_settings_fail_before_any_data_moves(config: dict) -> None:
+    with pytest.raises(ConfigValidationError, match="must be written model::datagroup"):
+        TargetLooker(config={**config, "looker_datagroups": ["no-separator"]})
 
 
 # Full-table streams -------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import psycopg
 import pytest
 
 from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
-from target_looker.audit import AuditLog, now
 from target_looker.columns import BIGINT, TEXT, Column
 from target_looker.looker_api import LookerSqlError
 from target_looker.refresh import LookerSettings
@@ -130,23 +129,9 @@ def runner_config(looker: LookerSandbox, schema_name: str, **extra: object) -> d
         "looker_connection_name": "warehouse",
         "looker_max_retries": 40,
         "looker_max_backoff_seconds": 0.02,
+        "write_path": "looker_sql_runner",
         **extra,
     }
-
-
-class SqlRunnerTarget(TargetLooker):
-    """target-looker whose warehouse is the SQL Runner one (the write_path wiring, test-side)."""
-
-    @property
-    def warehouse(self):
-        if self._warehouse is None:
-            warehouse = LookerSqlRunnerWarehouse.from_config(self.config)
-            warehouse.connect()
-            audit = AuditLog(warehouse, self.target_schema, self.run_id)
-            audit.ensure_tables()
-            audit.start(now())
-            self._warehouse, self._audit = warehouse, audit
-        return super().warehouse  # the target's own bookkeeping (e.g. waiting for its loader)
 
 
 def load(target_class: type[TargetLooker], config: dict, text: str) -> list[dict]:
@@ -249,7 +234,7 @@ def test_sql_runner_and_direct_postgres_load_identical_tables(
         {"warehouse_url": pg_database, "default_target_schema": direct, "batch_size_rows": 4},
         text,
     )
-    runner_states = load(SqlRunnerTarget, runner_config(looker, runner, batch_size_rows=4), text)
+    runner_states = load(TargetLooker, runner_config(looker, runner, batch_size_rows=4), text)
     assert runner_states == direct_states
     rows = table_rows(pg_database, runner)
     assert rows == table_rows(pg_database, direct)
@@ -271,7 +256,7 @@ def test_a_401_in_the_middle_of_a_batch_is_retried_once_and_nothing_is_written_t
 ) -> None:
     runner = f"r_{uuid.uuid4().hex[:8]}"
     text = singer_input()
-    load(SqlRunnerTarget, runner_config(looker, runner, batch_size_rows=4), text)
+    load(TargetLooker, runner_config(looker, runner, batch_size_rows=4), text)
     clean = table_rows(pg_database, runner)
     counts = batch_counts(pg_database, runner)
 
@@ -280,7 +265,7 @@ def test_a_401_in_the_middle_of_a_batch_is_retried_once_and_nothing_is_written_t
     looker.request_log.clear()
     # every batch transaction meets an expired session when it is about to run
     looker.expire_tokens_before_sql = lambda sql: "target_looker_stage" in sql
-    load(SqlRunnerTarget, runner_config(looker, again, batch_size_rows=4), text)
+    load(TargetLooker, runner_config(looker, again, batch_size_rows=4), text)
     runs = looker.requests("POST", "/run/json")
     refused = [i for i, r in enumerate(runs) if r.status == 401]
     assert len(refused) == 5  # one per batch
@@ -299,11 +284,11 @@ def test_a_batch_whose_answer_is_lost_is_not_written_twice(
 ) -> None:
     clean_schema, lossy = f"r_{uuid.uuid4().hex[:8]}", f"r_{uuid.uuid4().hex[:8]}"
     text = singer_input()
-    load(SqlRunnerTarget, runner_config(looker, clean_schema, batch_size_rows=4), text)
+    load(TargetLooker, runner_config(looker, clean_schema, batch_size_rows=4), text)
     looker.sql_log.clear()
     # every batch commits, then its HTTP answer is lost; the client's retry sends it again
     looker.lose_answer_to_sql = lambda sql: "target_looker_stage" in sql
-    load(SqlRunnerTarget, runner_config(looker, lossy, batch_size_rows=4), text)
+    load(TargetLooker, runner_config(looker, lossy, batch_size_rows=4), text)
     batches = [run for run in looker.sql_log if "target_looker_stage" in run.sql]
     assert len(batches) == 10  # 5 batches, each sent twice
     second_tries = batches[1::2]
@@ -318,7 +303,7 @@ def test_a_batch_whose_answer_is_lost_is_not_written_twice(
 def test_tokens_expiring_every_2_seconds_mid_load(looker: LookerSandbox, pg_database: str) -> None:
     looker.update_config(token_lifetime=2, latency_ms=40)
     runner = f"r_{uuid.uuid4().hex[:8]}"
-    load(SqlRunnerTarget, runner_config(looker, runner, batch_size_rows=2), singer_input(10))
+    load(TargetLooker, runner_config(looker, runner, batch_size_rows=2), singer_input(10))
     logins = looker.requests("POST", "/login")
     assert len(logins) >= 2
     assert len(table_rows(pg_database, runner)) == 11
@@ -327,7 +312,7 @@ def test_tokens_expiring_every_2_seconds_mid_load(looker: LookerSandbox, pg_data
 def test_a_429_storm_is_ridden_out(looker: LookerSandbox, pg_database: str) -> None:
     looker.update_config(rate_429=0.5)
     runner = f"r_{uuid.uuid4().hex[:8]}"
-    load(SqlRunnerTarget, runner_config(looker, runner, batch_size_rows=5), singer_input(10))
+    load(TargetLooker, runner_config(looker, runner, batch_size_rows=5), singer_input(10))
     assert sum(r.status == 429 for r in looker.request_log) >= 10
     assert len(table_rows(pg_database, runner)) == 11
 
