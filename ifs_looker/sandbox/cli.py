@@ -13,6 +13,9 @@ import argparse
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from .faults import RETRY_AFTER_MODES
 from .ifs_cloud import IfsCloudSandbox, SandboxConfig
@@ -28,8 +31,97 @@ def _share(text: str) -> float:
     return value
 
 
+def _items(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line knob and the sandbox config field it sets (its default comes from there)."""
+
+    flag: str
+    field: str
+    help: str
+    parse: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+
+
+IFS_FLAGS: tuple[Flag, ...] = (
+    Flag("--seed", "seed", "seed of the generated data", int),
+    Flag("--companies", "companies", "comma-separated company codes", _items),
+    Flag(
+        "--voucher-rows",
+        "voucher_rows_per_company",
+        "GL voucher rows per company (whole balanced vouchers, so about this many)",
+        int,
+    ),
+    Flag("--orders", "orders_per_company", "purchase and customer orders per company", int),
+    Flag("--invoices", "invoices_per_company", "supplier invoices per company", int),
+    Flag("--realm", "realm", "IAM realm (namespace)"),
+    Flag("--client-id", "client_id", "IAM client id"),
+    Flag("--token-lifetime", "token_lifetime", "seconds an access token stays valid", float),
+    Flag("--rate-429", "rate_429", "share of requests throttled", _share),
+    Flag(
+        "--retry-after", "retry_after", "Retry-After form on 429 responses", str, RETRY_AFTER_MODES
+    ),
+    Flag(
+        "--retry-after-seconds",
+        "retry_after_seconds",
+        "how long 429 responses ask clients to wait",
+        int,
+    ),
+    Flag("--rate-5xx", "rate_5xx", "share of requests answered 503/502/504", _share),
+    Flag("--drop-rate", "drop_rate", "share of connections closed without answer", _share),
+    Flag("--latency-ms", "latency_ms", "delay before each answer", float),
+    Flag(
+        "--server-page-size",
+        "server_page_size",
+        "page by itself with @odata.nextLink after this many rows",
+        int,
+    ),
+    Flag(
+        "--mutations-per-request",
+        "mutations_per_request",
+        "mutation clock: inserts/updates/deletes applied before each data request",
+        int,
+    ),
+)
+
+LOOKER_FLAGS: tuple[Flag, ...] = (
+    Flag("--looker-client-id", "client_id", "Looker API client id"),
+    Flag(
+        "--looker-token-lifetime",
+        "token_lifetime",
+        "seconds a Looker access token stays valid",
+        float,
+    ),
+    Flag("--looker-datagroups", "datagroups", "comma-separated datagroups (model::name)", _items),
+    Flag("--looker-pdts", "pdts", "comma-separated PDTs (model/view)", _items),
+    Flag("--looker-rate-429", "rate_429", "share of Looker requests throttled", _share),
+    Flag("--looker-rate-5xx", "rate_5xx", "share of Looker requests failing 5xx", _share),
+)
+
+
+def _add_flags(
+    group: argparse._ActionsContainer, flags: tuple[Flag, ...], defaults: object, prefix: str
+) -> None:
+    for flag in flags:
+        group.add_argument(
+            flag.flag,
+            dest=f"{prefix}{flag.field}",
+            metavar=None if flag.choices else flag.flag.lstrip("-").upper().replace("-", "_"),
+            type=flag.parse,
+            choices=flag.choices,
+            default=getattr(defaults, flag.field),
+            help=flag.help,
+        )
+
+
+def _config_from(args: argparse.Namespace, flags: tuple[Flag, ...], prefix: str) -> dict:
+    return {flag.field: getattr(args, f"{prefix}{flag.field}") for flag in flags}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = SandboxConfig()
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (keep it loopback)"
@@ -37,76 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=8710, help="IFS sandbox port (0 picks a free one)"
     )
-    parser.add_argument(
-        "--seed", type=int, default=defaults.seed, help="seed of the generated data"
-    )
-    parser.add_argument(
-        "--companies", default=",".join(defaults.companies), help="comma-separated company codes"
-    )
-    parser.add_argument(
-        "--voucher-rows",
-        type=int,
-        default=defaults.voucher_rows_per_company,
-        help="GL voucher rows per company (whole balanced vouchers, so about this many)",
-    )
-    parser.add_argument(
-        "--orders",
-        type=int,
-        default=defaults.orders_per_company,
-        help="purchase and customer orders per company",
-    )
-    parser.add_argument(
-        "--invoices",
-        type=int,
-        default=defaults.invoices_per_company,
-        help="supplier invoices per company",
-    )
-    parser.add_argument("--realm", default=defaults.realm, help="IAM realm (namespace)")
-    parser.add_argument("--client-id", default=defaults.client_id, help="IAM client id")
-    parser.add_argument(
-        "--token-lifetime",
-        type=float,
-        default=defaults.token_lifetime,
-        help="seconds an access token stays valid",
-    )
-    parser.add_argument("--rate-429", type=_share, default=0.0, help="share of requests throttled")
-    parser.add_argument(
-        "--retry-after",
-        choices=RETRY_AFTER_MODES,
-        default=defaults.retry_after,
-        help="Retry-After form on 429 responses",
-    )
-    parser.add_argument(
-        "--retry-after-seconds",
-        type=int,
-        default=defaults.retry_after_seconds,
-        help="how long 429 responses ask clients to wait",
-    )
-    parser.add_argument(
-        "--rate-5xx", type=_share, default=0.0, help="share of requests answered 503/502/504"
-    )
-    parser.add_argument(
-        "--drop-rate", type=_share, default=0.0, help="share of connections closed without answer"
-    )
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before each answer")
-    parser.add_argument(
-        "--server-page-size",
-        type=int,
-        default=None,
-        help="page by itself with @odata.nextLink after this many rows",
-    )
-    parser.add_argument(
-        "--mutations-per-request",
-        type=int,
-        default=0,
-        help="mutation clock: inserts/updates/deletes applied before each data request",
-    )
+    _add_flags(parser, IFS_FLAGS, SandboxConfig(), "ifs_")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    add_looker_arguments(parser)
-
-
-def add_looker_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = LookerConfig()
     looker = parser.add_argument_group("Looker API sandbox")
     looker.add_argument(
         "--looker-port",
@@ -124,69 +148,21 @@ def add_looker_arguments(parser: argparse.ArgumentParser) -> None:
         "--looker-connection", default=DEFAULT_CONNECTION, help="name of the Looker connection"
     )
     looker.add_argument(
-        "--looker-client-id", default=defaults.client_id, help="Looker API client id"
-    )
-    looker.add_argument(
-        "--looker-token-lifetime",
-        type=float,
-        default=defaults.token_lifetime,
-        help="seconds a Looker access token stays valid",
-    )
-    looker.add_argument(
-        "--looker-datagroups",
-        default=",".join(defaults.datagroups),
-        help="comma-separated datagroups (model::name)",
-    )
-    looker.add_argument(
-        "--looker-pdts", default=",".join(defaults.pdts), help="comma-separated PDTs (model/view)"
-    )
-    looker.add_argument(
         "--looker-lookml-dir",
         default=None,
         help=f"LookML checkout that POST /projects/{DEFAULT_MODEL}/validate lints",
     )
-    looker.add_argument(
-        "--looker-rate-429", type=_share, default=0.0, help="share of Looker requests throttled"
-    )
-    looker.add_argument(
-        "--looker-rate-5xx", type=_share, default=0.0, help="share of Looker requests failing 5xx"
-    )
+    _add_flags(looker, LOOKER_FLAGS, LookerConfig(), "looker_")
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    return SandboxConfig(
-        seed=args.seed,
-        companies=tuple(c.strip() for c in args.companies.split(",") if c.strip()),
-        voucher_rows_per_company=args.voucher_rows,
-        orders_per_company=args.orders,
-        invoices_per_company=args.invoices,
-        realm=args.realm,
-        client_id=args.client_id,
-        token_lifetime=args.token_lifetime,
-        rate_429=args.rate_429,
-        retry_after=args.retry_after,
-        retry_after_seconds=args.retry_after_seconds,
-        rate_5xx=args.rate_5xx,
-        drop_rate=args.drop_rate,
-        latency_ms=args.latency_ms,
-        server_page_size=args.server_page_size,
-        mutations_per_request=args.mutations_per_request,
-    )
-
-
-def _items(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
+    return SandboxConfig(**_config_from(args, IFS_FLAGS, "ifs_"))
 
 
 def looker_config_from_args(args: argparse.Namespace) -> LookerConfig:
     return LookerConfig(
-        client_id=args.looker_client_id,
-        token_lifetime=args.looker_token_lifetime,
         connections={args.looker_connection: args.looker_warehouse_url},
-        datagroups=_items(args.looker_datagroups),
-        pdts=_items(args.looker_pdts),
-        rate_429=args.looker_rate_429,
-        rate_5xx=args.looker_rate_5xx,
+        **_config_from(args, LOOKER_FLAGS, "looker_"),
     )
 
 
