@@ -1,0 +1,126 @@
+"""PostgreSQL's bulk path: rows encoded once per batch for COPY, read back exactly."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from target_looker.warehouse.postgres import COPY_CSV_OPTIONS, PostgresWarehouse, copy_csv
+
+D = decimal.Decimal
+UTC = datetime.timezone.utc
+PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
+COLUMNS = (
+    "t TEXT, n NUMERIC, i BIGINT, d DATE, ts TIMESTAMPTZ, tm TIME, b BOOLEAN, j JSONB, run TEXT"
+)
+NAMES = "t, n, i, d, ts, tm, b, j, run"
+
+TRICKY_TEXT = [
+    'W/"a65eb74d0fb1"',
+    "back\\slash",
+    "ends with a backslash\\",
+    '\\"',
+    "comma, and 'quotes'",
+    "null",
+    "\\N",
+    "",
+    "Größe \u2028 \x7f",
+    "\\.",
+]
+EXACT_NUMBERS = [
+    D("123456789012345678901234567890.123456789012345678901234567890"),
+    D("-0.000001"),
+    D("1.50"),
+    D("1E+3"),
+    D("0"),
+]
+
+
+@pytest.fixture
+def table(pg_database: str):
+    """A fresh table with one column of each type the target writes."""
+    name = f"copy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(f"CREATE TABLE {name} ({COLUMNS})")
+        yield conn, name
+
+
+def load(conn: psycopg.Connection, name: str, payload: bytes) -> list[tuple]:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY {name} ({NAMES}) FROM STDIN {COPY_CSV_OPTIONS}") as c,
+    ):
+        c.write(payload)
+    return conn.execute(f"SELECT {NAMES} FROM {name} ORDER BY i").fetchall()  # noqa: S608
+
+
+def test_text_decimals_and_nulls_survive_copy_exactly(table) -> None:
+    conn, name = table
+    rows = [
+        (text, EXACT_NUMBERS[i % len(EXACT_NUMBERS)], i, None, None, None, None, None)
+        for i, text in enumerate(TRICKY_TEXT)
+    ]
+    rows.append((None, None, 99, None, None, None, None, None))
+    payload = copy_csv(rows, tail=("run-1",))
+    assert payload is not None
+    loaded = load(conn, name, payload)
+    assert [r[0] for r in loaded] == [*TRICKY_TEXT, None]  # "" stays "", "null" stays text
+    for row, got in zip(rows, loaded, strict=True):
+        assert got[1] == row[1]  # Decimal equality is exact
+        assert got[-1] == "run-1"
+    assert str(loaded[0][1]) == str(EXACT_NUMBERS[0])  # every digit, never via float
+    assert str(loaded[2][1]) == "1.50"  # the scale is kept
+
+
+def test_dates_times_booleans_and_json_text(table) -> None:
+    conn, name = table
+    when = datetime.datetime(2026, 1, 31, 10, 0, 0, 123456, tzinfo=PLUS_ONE)
+    rows = [
+        (
+            "x",
+            D("1"),
+            1,
+            datetime.date(2026, 1, 31),
+            when,
+            datetime.time(23, 59, 58),
+            True,
+            '{"a": "say \\"hi\\"\\nbye", "n": 1.10}',
+        ),
+        ("y", D("2"), 2, None, datetime.datetime(2026, 2, 1, tzinfo=UTC), None, False, None),
+    ]
+    payload = copy_csv(rows, tail=(None,))
+    assert payload is not None
+    first, second = load(conn, name, payload)
+    assert first[3:7] == (datetime.date(2026, 1, 31), when, datetime.time(23, 59, 58), True)
+    json_text = conn.execute(f"SELECT j->>'a', j->>'n' FROM {name} WHERE i = 1").fetchone()  # noqa: S608
+    assert json_text == ('say "hi"\nbye', "1.10")
+    assert second[4] == datetime.datetime(2026, 2, 1, tzinfo=UTC)
+    assert second[6] is False and second[8] is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["new\nline", "tab\there", "carriage\rreturn", "bell\x07", D("NaN"), D("Infinity")],
+)
+def test_values_csv_cannot_carry_send_the_batch_down_the_per_value_path(value) -> None:
+    assert copy_csv([("plain", D("1"))]) is not None
+    assert copy_csv([("plain", D("1")), (value, D("1"))]) is None
+
+
+def test_the_per_value_path_loads_what_csv_cannot(table, pg_database: str) -> None:
+    conn, name = table
+    warehouse = PostgresWarehouse(make_url(pg_database))
+    rows = [("new\nline\ttab\\", D("NaN"), 1, None, None, None, None, None)]
+    try:
+        with warehouse.conn.cursor() as cur:
+            warehouse._copy(cur, name, NAMES, rows, ("run-2",))
+    finally:
+        warehouse.close()
+    (got,) = conn.execute(f"SELECT t, n::text, run FROM {name}").fetchall()  # noqa: S608
+    assert got == ("new\nline\ttab\\", "NaN", "run-2")
