@@ -46,7 +46,7 @@ def bookmarks() -> list[tuple[str, str, str, str]]:
     result = meltano("state", "get", STATE_ID)
     if result.returncode != 0 or not result.stdout.strip():
         return []
-    state = json.loads(result.stdout.strip().splitlines()[-1])["singer_state"]
+    state = json.loads(result.stdout.strip().splitlines()[-1]).get("singer_state", {})
     out = []
     for stream, entry in sorted(state.get("bookmarks", {}).items()):
         for partition in entry.get("partitions", []):
