@@ -59,6 +59,7 @@ _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 COPY_CSV_OPTIONS = "(FORMAT csv, NULL 'null', QUOTE '\"', ESCAPE '\\')"
 # Non-finite Decimals: psycopg knows PostgreSQL's spelling of them, JSON does not.
 _NOT_FINITE = (b"NaN", b"Infinity")
+COPY_CHUNK_ROWS = 1000
 
 
 def _copy_text(value: t.Any) -> t.Any:
@@ -201,17 +202,26 @@ class PostgresWarehouse(Warehouse):
     def _copy(
         self, cur: psycopg.Cursor, table_sql: str, columns: str, rows: list[tuple], tail: tuple = ()
     ) -> None:
+        """COPY in chunks, so PostgreSQL parses one while the next is encoded.
+
+        From the first chunk CSV cannot carry, the rest goes through psycopg value by value.
+        """
         if not rows:
             return
-        payload = copy_csv(rows, tail)
-        if payload is not None:
-            with cur.copy(f"COPY {table_sql} ({columns}) FROM STDIN {COPY_CSV_OPTIONS}") as copy:
+        sql = f"COPY {table_sql} ({columns}) FROM STDIN"
+        copied = 0
+        with cur.copy(f"{sql} {COPY_CSV_OPTIONS}") as copy:
+            while copied < len(rows):
+                payload = copy_csv(rows[copied : copied + COPY_CHUNK_ROWS], tail)
+                if payload is None:
+                    break
                 copy.write(payload)
-            return
-        with cur.copy(f"COPY {table_sql} ({columns}) FROM STDIN") as copy:
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row + tail)
+                copied += COPY_CHUNK_ROWS
+        if copied < len(rows):
+            with cur.copy(sql) as copy:
+                write_row = copy.write_row
+                for row in rows[copied:]:
+                    write_row(row + tail)
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         batch = prepared.batch

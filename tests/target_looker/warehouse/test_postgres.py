@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from target_looker.warehouse import postgres
 from target_looker.warehouse.postgres import COPY_CSV_OPTIONS, PostgresWarehouse, copy_csv
 
 D = decimal.Decimal
@@ -124,3 +125,20 @@ def test_the_per_value_path_loads_what_csv_cannot(table, pg_database: str) -> No
         warehouse.close()
     (got,) = conn.execute(f"SELECT t, n::text, run FROM {name}").fetchall()  # noqa: S608
     assert got == ("new\nline\ttab\\", "NaN", "run-2")
+
+
+def test_a_batch_switches_to_the_per_value_path_at_the_chunk_that_needs_it(
+    table, pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn, name = table
+    monkeypatch.setattr(postgres, "COPY_CHUNK_ROWS", 2)
+    texts = ["a", "b", "c\\", "tab\there", "e", "f", 'g"']
+    rows = [(text, D(i) / 100, i, None, None, None, None, None) for i, text in enumerate(texts)]
+    warehouse = PostgresWarehouse(make_url(pg_database))
+    try:
+        with warehouse.conn.cursor() as cur:
+            warehouse._copy(cur, name, NAMES, rows, ("run-3",))
+    finally:
+        warehouse.close()
+    got = conn.execute(f"SELECT t, n, i, run FROM {name} ORDER BY i").fetchall()  # noqa: S608
+    assert got == [(text, D(i) / 100, i, "run-3") for i, text in enumerate(texts)]
