@@ -20,6 +20,7 @@ from .entities import (
     DATE,
     DECIMAL,
     INT,
+    PROJECTIONS_BY_NAME,
     STRING,
     TIMESTAMP,
     EntityType,
@@ -124,6 +125,7 @@ class FilterParser:
         self.text = text
         self.entity = entity
         self.namespace = namespace
+        self.enums = enums_of(namespace)
         self.tokens = tokenize(text)
         self.pos = 0
 
@@ -180,7 +182,7 @@ class FilterParser:
         if word in COMPARISONS:
             self.pos += 1
             right = self._operand()
-            return check_comparison(Compare(word, left, right))
+            return check_comparison(Compare(word, left, right), self.enums)
         return left
 
     def _operand(self) -> object:
@@ -253,11 +255,11 @@ def literal(token: Token, namespace: str) -> Literal:
 
 # Type checking -----------------------------------------------------------------------------------
 
-_ENUMS: dict[str, EnumType] = {}
 
-
-def register_enums(enums: dict[str, EnumType]) -> None:
-    _ENUMS.update(enums)
+def enums_of(namespace: str) -> dict[str, EnumType]:
+    """The enum types of the projection behind `IfsApp.<Projection>`."""
+    projection = PROJECTIONS_BY_NAME.get(namespace.removeprefix("IfsApp."))
+    return {e.name: e for e in projection.enums} if projection else {}
 
 
 def _edm(node: object) -> str:
@@ -278,7 +280,7 @@ def _edm(node: object) -> str:
     return BOOLEAN
 
 
-def coerce(lit: Literal, prop: Prop) -> object:
+def coerce(lit: Literal, prop: Prop, enums: dict[str, EnumType]) -> object:
     """The literal as a Python value comparable with the property, or IFS's 400."""
     if lit.kind == "null":
         return None
@@ -288,7 +290,7 @@ def coerce(lit: Literal, prop: Prop) -> object:
     )
     if prop.is_enum:
         member = lit.value[1] if lit.kind == "enum" else lit.value if lit.kind == "string" else None
-        enum = _ENUMS.get(prop.type)
+        enum = enums.get(prop.type)
         if member is None:
             raise mismatch
         if enum is not None and member not in enum.members:
@@ -314,13 +316,13 @@ def coerce(lit: Literal, prop: Prop) -> object:
     raise mismatch
 
 
-def check_comparison(node: Compare) -> Compare:
+def check_comparison(node: Compare, enums: dict[str, EnumType]) -> Compare:
     left, right = node.left, node.right
     if isinstance(right, Property) and isinstance(left, Literal):
         left, right = right, left
         node = Compare(_MIRROR[node.op], left, right)
     if isinstance(left, Property) and isinstance(right, Literal):
-        return Compare(node.op, left, Literal("value", coerce(right, left.prop), right.text))
+        return Compare(node.op, left, Literal("value", coerce(right, left.prop, enums), right.text))
     if isinstance(left, Property) and isinstance(right, Property):
         if left.prop.type != right.prop.type:
             raise QueryError(

@@ -10,9 +10,7 @@ from ..faults import FaultInjector
 from ..loopback import LoopbackServer
 from .config import SandboxConfig
 from .dataset import generate
-from .entities import PROJECTIONS
 from .mutation import MutationClock
-from .query import register_enums
 from .server import SandboxHandler
 from .store import DECODER, ENCODER, Store
 from .tokens import TokenIssuer
@@ -36,8 +34,6 @@ class IfsCloudSandbox(LoopbackServer):
         super().__init__(host, port, verbose)
         self.config = config or SandboxConfig()
         self.store = Store()
-        for projection in PROJECTIONS:
-            register_enums({e.name: e for e in projection.enums})
         self._load()
         self.tokens = TokenIssuer(self.config.client_id, self.config.client_secret)
         self.faults = FaultInjector(self.config.seed)

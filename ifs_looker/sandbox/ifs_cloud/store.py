@@ -20,7 +20,7 @@ import msgspec
 
 from . import etag
 from .entities import PROJECTIONS, EntitySet, EntityType, Projection
-from .query import Filter, lower_bound, partition_value
+from .query import Filter, enums_of, lower_bound, partition_value
 
 ETAG_FIELD = "odata_etag"
 ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -48,7 +48,7 @@ class EntityTable:
         self.entity_set = entity_set
         self.entity: EntityType = projection.entity_type(entity_set.entity_type)
         self.namespace = f"IfsApp.{projection.name}"
-        self.projection_enums = {e.name: e for e in projection.enums}
+        self.projection_enums = enums_of(self.namespace)
         self.struct = msgspec.defstruct(
             self.entity.name,
             [(ETAG_FIELD, str), *((p.name, object, None) for p in self.entity.props)],

@@ -16,13 +16,11 @@ from ifs_looker.sandbox.ifs_cloud.query import (
     parse_orderby,
     parse_select,
     partition_value,
-    register_enums,
 )
 
 PROJECTION = PROJECTIONS_BY_NAME["VoucherRowsAnalysis"]
 VOUCHER_ROW = PROJECTION.entity_type("VoucherRow")
 NAMESPACE = "IfsApp.VoucherRowsAnalysis"
-register_enums({e.name: e for e in PROJECTION.enums})
 
 
 def row(**values: object) -> SimpleNamespace:
