@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,10 +23,10 @@ import pytest
 from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 from target_looker.naming import snake_case
+from tests.postgres import database_url, fresh_database
 
 PROJECT = Path(__file__).resolve().parents[2]
 SCHEMA = "ifs_cloud"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +61,7 @@ class Warehouse:
 
     @property
     def pg_dsn(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:5432/{self.dbname}"
+        return database_url(self.dbname)
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
@@ -74,15 +73,8 @@ def make_warehouse(kind: str, tmp_path: Path, password: str | None = None) -> It
     if kind == "duckdb":
         yield Warehouse(f"duckdb:///{tmp_path / 'warehouse.duckdb'}", "duckdb")
         return
-    dbname = f"e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{dbname}"')
-    auth = f"postgres:{password}" if password else "postgres"
-    try:
-        yield Warehouse(f"postgresql://{auth}@127.0.0.1:5432/{dbname}", "postgres", dbname)
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    with fresh_database("e2e") as name:
+        yield Warehouse(database_url(name, password), "postgres", name)
 
 
 MeltanoRunner = Callable[..., subprocess.CompletedProcess]
@@ -162,14 +154,9 @@ def expected_tables(sandbox: IfsCloudSandbox) -> dict[str, dict[tuple, dict]]:
     return tables
 
 
-KEYS = {
-    "cost_dimensions": ("company", "code_part", "code"),
-}
-
-
 def key_of(stream: str, row: dict) -> tuple:
     definition = next(s for s in BUILTIN_STREAMS if s.name == stream)
-    names = KEYS.get(stream) or tuple(snake_case(k) for k in definition.key_properties or ())
+    names = tuple(snake_case(k) for k in definition.key_properties or ())
     return tuple(row[n] for n in names)
 
 

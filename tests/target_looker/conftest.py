@@ -9,21 +9,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.postgres import database_url, fresh_database
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this session; yields its URL."""
-    name = f"tl_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("tl_test") as name:
+        yield database_url(name)
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])

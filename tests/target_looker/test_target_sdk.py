@@ -12,7 +12,7 @@ import pytest
 from singer_sdk.testing import get_target_test_class
 
 from target_looker.target import TargetLooker
-from tests.target_looker.conftest import PG_ADMIN
+from tests.postgres import PG_ADMIN
 
 _DUCKDB_DIR = Path(tempfile.mkdtemp(prefix="target_looker_sdk_"))
 

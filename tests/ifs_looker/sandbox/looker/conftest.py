@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
-import psycopg
 import pytest
 import requests
 
 from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from tests.postgres import database_url, fresh_database
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CONNECTION = "warehouse"
 SECRET = "looker-sandbox-secret"
 
@@ -21,12 +19,8 @@ SECRET = "looker-sandbox-secret"
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this module (fails, not skips, without PostgreSQL)."""
-    name = f"looker_sb_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("looker_sb") as name:
+        yield database_url(name)
 
 
 @pytest.fixture
