@@ -154,10 +154,13 @@ def expected_tables(sandbox: IfsCloudSandbox) -> dict[str, dict[tuple, dict]]:
     return tables
 
 
+KEY_COLUMNS = {
+    s.name: tuple(snake_case(k) for k in s.key_properties or ()) for s in BUILTIN_STREAMS
+}
+
+
 def key_of(stream: str, row: dict) -> tuple:
-    definition = next(s for s in BUILTIN_STREAMS if s.name == stream)
-    names = tuple(snake_case(k) for k in definition.key_properties or ())
-    return tuple(row[n] for n in names)
+    return tuple(row[n] for n in KEY_COLUMNS[stream])
 
 
 def assert_warehouse_equals_sandbox(warehouse: Warehouse, sandbox: IfsCloudSandbox) -> None:
