@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_target import PG_ADMIN, generate
 
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from target_looker.target import TargetLooker
 
 

@@ -85,7 +85,7 @@ def main() -> int:
     if args.reference_loop:
         return reference_loop(args.reference_loop)
 
-    from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+    from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
 
     config = SandboxConfig(
         companies=("US01",),

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifs_looker.secrets import SecretError, decrypt_settings
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
+from ifs_looker_core.encrypted_settings import SecretError, decrypt_settings
 
 TAP_SECRETS = ("client_secret",)
 TARGET_SECRETS = ("looker_client_secret", "warehouse_url")
@@ -184,7 +185,7 @@ def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:
     from target_looker.columns import BIGINT, TEXT, Column
     from target_looker.warehouse.base import TableRef
 
-    schema = config.get("default_target_schema") or "ifs_cloud"
+    schema = config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
     try:
         warehouse = _warehouse(config)
     except Exception as exc:

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sandbox": ("ifs_looker.sandbox.cli", "run the local IFS Cloud (and Looker) sandboxes"),
+    "sandbox": ("ifs_looker.sandbox_cli", "run the local IFS Cloud (and Looker) sandboxes"),
     "secrets": ("ifs_looker.secrets_cli", "make keys and encrypt settings (fernet:...)"),
     "check": ("ifs_looker.check", "check IFS Cloud, Looker and the warehouse before a run"),
-    "replay-rejects": ("target_looker.replay_cli", "retry records in _load_rejects"),
+    "replay-rejects": ("ifs_looker.replay_rejects", "retry records in _load_rejects"),
 }
 
 

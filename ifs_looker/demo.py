@@ -18,12 +18,18 @@ from pathlib import Path
 
 import duckdb
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
-from ifs_looker.sandbox.looker import DEFAULT_CONNECTION, LookerConfig, LookerSandbox
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.looker import (
+    DEFAULT_CONNECTION,
+    DEFAULT_MODEL,
+    LookerConfig,
+    LookerSandbox,
+)
 
 STATE_ID = "dev:tap-ifscloud-to-target-looker"
 WAREHOUSE = Path("output/warehouse.duckdb")
-SCHEMA = "ifs_cloud"
+SCHEMA = DEFAULT_TARGET_SCHEMA
 IFS_PORT = 8710
 LOOKER_PORT = 8720
 LOOKML = WAREHOUSE.parent / "lookml"
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     looker_config = LookerConfig(connections={DEFAULT_CONNECTION: f"duckdb:///{WAREHOUSE}"})
     try:
         sandbox = IfsCloudSandbox(config, port=IFS_PORT).start()
-        looker = LookerSandbox(looker_config, port=LOOKER_PORT, lookml_dirs={"ifs_cloud": LOOKML})
+        looker = LookerSandbox(looker_config, port=LOOKER_PORT, lookml_dirs={DEFAULT_MODEL: LOOKML})
         looker.start()
     except OSError as exc:
         raise SystemExit(

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import msgspec
 import requests
 
-from ifs_looker.http import RetriesExhaustedError, RetryPolicy, redact_url, send_with_retries
+from ifs_looker_core.redaction import redact_url
+from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy, send_with_retries
 from tap_ifscloud.auth import DEFAULT_SCOPE, IFSTokenProvider
 from tap_ifscloud.errors import ConfigurationError, IFSRequestError, IFSResponseError
 from tap_ifscloud.metadata import MetadataError, ProjectionMetadata, parse_edmx

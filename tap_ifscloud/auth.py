@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import requests
 
-from ifs_looker.http import RetriesExhaustedError, RetryPolicy, redact_url, send_with_retries
+from ifs_looker_core.redaction import redact_url
+from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy, send_with_retries
 from tap_ifscloud.errors import AuthenticationError
 
 logger = logging.getLogger("tap-ifscloud.auth")

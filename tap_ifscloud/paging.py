@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from ifs_looker.http import redact_url
+from ifs_looker_core.redaction import redact_url
 from tap_ifscloud import odata
 from tap_ifscloud.errors import IFSResponseError
 

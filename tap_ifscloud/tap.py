@@ -14,7 +14,7 @@ import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from ifs_looker import secrets
+from ifs_looker_core import encrypted_settings
 from tap_ifscloud import odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.catalogue import REPLICATION_MODES, StreamDefinition, stream_definitions
@@ -43,7 +43,9 @@ _STREAM_FIELDS = th.PropertiesList(
 )
 
 
-SECRET_SETTINGS = ("client_secret",)  # may be fernet:... values (ifs_looker.secrets)
+SECRET_SETTINGS = (
+    "client_secret",
+)  # may be fernet:... values (ifs_looker_core.encrypted_settings)
 
 
 class TapIFSCloud(Tap):
@@ -130,8 +132,8 @@ class TapIFSCloud(Tap):
         """The one IFS session (and token) shared by every stream."""
         config = dict(self.config)
         try:
-            config = secrets.decrypt_settings(config, SECRET_SETTINGS)
-        except secrets.SecretError as exc:
+            config = encrypted_settings.decrypt_settings(config, SECRET_SETTINGS)
+        except encrypted_settings.SecretError as exc:
             raise ConfigurationError(str(exc)) from None
         return IFSApi(Connection.from_config(config), retry_policy(config))
 

@@ -3,7 +3,7 @@
 One login per client; the token is reused until shortly before it expires (60 s,
 or 10% of its lifetime when that is shorter, so short-lived sandbox tokens work),
 and a 401 triggers one re-login and one resend. 429/5xx/connection errors follow
-the shared retry policy (ifs_looker.http). Tokens and secrets never appear in logs
+the shared retry policy (ifs_looker_core.retry). Tokens and secrets never appear in logs
 or exception messages: errors name the method, the path and Looker's message.
 """
 
@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import requests
 
-from ifs_looker.http import RetriesExhaustedError, RetryPolicy, send_with_retries
+from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy, send_with_retries
 
 logger = logging.getLogger("target-looker.looker")
 

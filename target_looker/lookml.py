@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from target_looker.columns import SqlType
 from target_looker.warehouse.base import TableRef, Warehouse
 
@@ -388,7 +389,11 @@ def finance_explore(
 
 
 def build_model(
-    tables: Iterable[TableSpec], *, connection: str, model_name: str = "ifs_cloud", **explore: Any
+    tables: Iterable[TableSpec],
+    *,
+    connection: str,
+    model_name: str = DEFAULT_TARGET_SCHEMA,
+    **explore: Any,
 ) -> Model:
     views = {t.name: build_view(t) for t in tables}
     finance = finance_explore(views, **explore)
@@ -435,7 +440,7 @@ def generate_lookml(
     lookml_dir: str | Path,
     *,
     connection: str,
-    model_name: str = "ifs_cloud",
+    model_name: str = DEFAULT_TARGET_SCHEMA,
 ) -> list[Path]:
     """What target-looker runs after a load when `lookml_dir` is set."""
     model = build_model(tables_in(warehouse, schema), connection=connection, model_name=model_name)

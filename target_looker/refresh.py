@@ -17,8 +17,8 @@ from typing import Any
 
 import requests
 
-from ifs_looker import secrets
-from ifs_looker.http import RetryPolicy
+from ifs_looker_core import encrypted_settings
+from ifs_looker_core.retry import RetryPolicy
 from target_looker.looker_api import LookerAPIError, LookerClient, LookerCredentials
 
 logger = logging.getLogger("target-looker.refresh")
@@ -52,12 +52,12 @@ class LookerSettings:
     def from_config(cls, config: Mapping[str, Any]) -> LookerSettings:
         """From the target's config (`looker_*` keys, the secret may be `fernet:...`).
 
-        Raises LookerSettingsError (or ifs_looker.secrets.SecretError) on bad values.
+        Raises LookerSettingsError (or encrypted_settings.SecretError) on bad values.
         """
         return cls(
             base_url=config.get("looker_base_url") or None,
             client_id=config.get("looker_client_id") or None,
-            client_secret=secrets.decrypt(
+            client_secret=encrypted_settings.decrypt(
                 "looker_client_secret", config.get("looker_client_secret") or ""
             )
             or None,

@@ -22,7 +22,8 @@ from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabiliti
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
-from ifs_looker import secrets
+from ifs_looker_core import encrypted_settings
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from target_looker import naming
 from target_looker.audit import AuditLog, BatchAudit, now
 from target_looker.committer import Committer, Job
@@ -37,7 +38,6 @@ from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
 if t.TYPE_CHECKING:
     from types import FrameType
 
-DEFAULT_SCHEMA = "ifs_cloud"
 DEFAULT_BATCH_SIZE_ROWS = 10_000
 WRITE_PATHS = ("warehouse", "looker_sql_runner")
 _encode_state = msgspec.json.Encoder(decimal_format="number").encode
@@ -77,7 +77,7 @@ class TargetLooker(Target):
         th.Property(
             "default_target_schema",
             th.StringType,
-            default=DEFAULT_SCHEMA,
+            default=DEFAULT_TARGET_SCHEMA,
             description="Warehouse schema for data and audit tables",
         ),
         th.Property(
@@ -139,7 +139,7 @@ class TargetLooker(Target):
         """The Looker settings, checked up front: a bad value fails before any data moves."""
         try:
             settings = LookerSettings.from_config(self.config)
-        except (LookerSettingsError, secrets.SecretError) as exc:
+        except (LookerSettingsError, encrypted_settings.SecretError) as exc:
             raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
         if self.uses_sql_runner and not (settings.configured and settings.connection_name):
             message = (
@@ -157,13 +157,13 @@ class TargetLooker(Target):
 
     @property
     def target_schema(self) -> str:
-        return self.config.get("default_target_schema") or DEFAULT_SCHEMA
+        return self.config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
 
     @property
     def warehouse_url(self) -> str | None:
         """`warehouse_url`, decrypted when it is given as `fernet:...` (SPEC section 9)."""
         url = self.config.get("warehouse_url")
-        return secrets.decrypt("warehouse_url", url) if url else None
+        return encrypted_settings.decrypt("warehouse_url", url) if url else None
 
     @property
     def warehouse(self) -> Warehouse:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
 
 SandboxFactory = Callable[..., IfsCloudSandbox]
 

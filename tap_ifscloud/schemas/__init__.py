@@ -1,4 +1,4 @@
 """Bundled `$metadata` of the built-in projections.
 
-Regenerate with `python -m tap_ifscloud.bundle`.
+Regenerate with `python -m ifs_looker.bundle`.
 """

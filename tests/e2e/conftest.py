@@ -20,7 +20,7 @@ import duckdb
 import psycopg
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 from target_looker.naming import snake_case
 from tests.postgres import database_url, fresh_database

@@ -10,7 +10,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 
 from .conftest import (
     PROJECT,

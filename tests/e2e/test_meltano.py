@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 
 from .conftest import (

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from ifs_looker.secrets import KEY_ENV, encrypt, generate_key
+from ifs_looker_core.encrypted_settings import KEY_ENV, encrypt, generate_key
 
 from .conftest import MeltanoRunner, assert_warehouse_equals_sandbox, make_warehouse, meltano_env
 

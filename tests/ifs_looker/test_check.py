@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ifs_looker.cli import main
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 
 LOOKER_SECRET = "looker-sandbox-secret"
 

@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 
-from ifs_looker.secrets import KEY_ENV, decrypt
+from ifs_looker_core.encrypted_settings import KEY_ENV, decrypt
 
 
 def ifs_looker(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 from tap_ifscloud.tap import TapIFSCloud
 

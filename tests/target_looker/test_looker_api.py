@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from ifs_looker.http import RetryPolicy
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_core.retry import RetryPolicy
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from target_looker.looker_api import (
     LookerAPIError,
     LookerAuthError,

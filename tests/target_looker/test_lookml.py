@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from target_looker.columns import SqlType
 from target_looker.looker_api import LookerClient, LookerCredentials
 from target_looker.lookml import (

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ifs_looker import secrets
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_core import encrypted_settings
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from target_looker.refresh import (
     LookerSettings,
     LookerSettingsError,
@@ -132,9 +132,9 @@ def test_malformed_datagroup_and_pdt_names_are_configuration_errors() -> None:
 
 
 def test_an_encrypted_looker_secret_is_decrypted(monkeypatch: pytest.MonkeyPatch) -> None:
-    key = secrets.generate_key()
-    monkeypatch.setenv(secrets.KEY_ENV, key)
-    encrypted = secrets.encrypt("looker-sandbox-secret", key)
+    key = encrypted_settings.generate_key()
+    monkeypatch.setenv(encrypted_settings.KEY_ENV, key)
+    encrypted = encrypted_settings.encrypt("looker-sandbox-secret", key)
     settings = LookerSettings.from_config({"looker_client_secret": encrypted})
     assert settings.client_secret == "looker-sandbox-secret"
     assert "looker-sandbox-secret" not in repr(settings)

@@ -22,7 +22,7 @@ import msgspec
 import psycopg
 import pytest
 
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from target_looker.columns import BIGINT, TEXT, Column
 from target_looker.looker_api import LookerSqlError
 from target_looker.refresh import LookerSettings

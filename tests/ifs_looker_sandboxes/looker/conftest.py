@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 from tests.postgres import database_url, fresh_database
 
 CONNECTION = "warehouse"

@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud.entities import PROJECTIONS
+from ifs_looker_sandboxes.ifs_cloud.entities import PROJECTIONS
 
 from .conftest import ODataClient
 

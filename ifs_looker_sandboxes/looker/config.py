@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
+
 from ..faults import FaultKnobs
 
 DEFAULT_CONNECTION = "ifs_warehouse"
-DEFAULT_MODEL = "ifs_cloud"
+DEFAULT_MODEL = DEFAULT_TARGET_SCHEMA  # target-looker names its LookML model after the schema
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from ifs_looker.sandbox.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
 
 from .conftest import CONNECTION, Api
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ifs_looker.sandbox.looker.openapi import OpenApiSpec
+from ifs_looker_sandboxes.looker.openapi import OpenApiSpec
 
 FIXTURE = Path(__file__).parents[3] / "fixtures" / "looker" / "looker-api-4.0-subset.oas.json"
 

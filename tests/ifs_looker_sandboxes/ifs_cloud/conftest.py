@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 
 
 class ODataClient:

@@ -1,7 +1,7 @@
 """Regenerate the bundled `$metadata` (tap_ifscloud/schemas/*.json) used for offline discovery.
 
-    python -m tap_ifscloud.bundle                 # from an in-process IFS Cloud sandbox
-    python -m tap_ifscloud.bundle --config c.json # from a real system (same settings as the tap)
+    python -m ifs_looker.bundle                 # from an in-process IFS Cloud sandbox
+    python -m ifs_looker.bundle --config c.json # from a real system (same settings as the tap)
 
 Only the projections of the built-in streams are bundled; custom streams and
 overridden projections are always read from the live system.
@@ -14,10 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+import tap_ifscloud.schemas
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 
-SCHEMA_DIR = Path(__file__).parent / "schemas"
+SCHEMA_DIR = Path(tap_ifscloud.schemas.__file__).parent
 
 
 def write_bundle(config: dict, out_dir: Path = SCHEMA_DIR) -> list[Path]:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         paths = write_bundle(json.loads(args.config.read_text()), args.out)
     else:
-        from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+        from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
 
         sandbox_config = SandboxConfig(voucher_rows_per_company=10)
         with IfsCloudSandbox(sandbox_config) as sandbox:

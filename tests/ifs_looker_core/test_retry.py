@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from ifs_looker.http import (
+from ifs_looker_core.retry import (
     RetriesExhaustedError,
     RetryPolicy,
     parse_retry_after,

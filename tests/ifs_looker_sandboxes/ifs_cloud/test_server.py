@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import requests
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 
 from .conftest import ODataClient
 

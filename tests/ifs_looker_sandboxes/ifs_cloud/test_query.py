@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from ifs_looker.sandbox.ifs_cloud.entities import PROJECTIONS_BY_NAME
-from ifs_looker.sandbox.ifs_cloud.query import (
+from ifs_looker_sandboxes.ifs_cloud.entities import PROJECTIONS_BY_NAME
+from ifs_looker_sandboxes.ifs_cloud.query import (
     QueryError,
     lower_bound,
     parse_filter,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ifs_looker.secrets import (
+from ifs_looker_core.encrypted_settings import (
     KEY_ENV,
     KEY_FILE_ENV,
     SecretError,

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
+
+from ifs_looker_core.redaction import redact_url
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ChunkedEncodingError,
     ConnectionResetError,
 )
-_SENSITIVE_PARAM_WORDS = ("token", "secret", "password", "key", "code", "signature", "auth")
 
 
 class RetriesExhaustedError(RuntimeError):
@@ -96,21 +96,6 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = when.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)
     return max(0.0, (when - now).total_seconds())
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info and with credential-like query values masked."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    query = [
-        (k, "***" if any(w in k.lower() for w in _SENSITIVE_PARAM_WORDS) else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    # for people reading logs and errors: readable, not for sending
-    text = urlencode(query, safe="$,()': ", quote_via=quote)
-    return urlunsplit((parts.scheme, netloc, parts.path, text, ""))
 
 
 def send_with_retries(

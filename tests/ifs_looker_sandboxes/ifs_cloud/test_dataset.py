@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from ifs_looker.sandbox.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
 
 VOUCHERS = ("VoucherRowsAnalysis", "VoucherRowSet")
 

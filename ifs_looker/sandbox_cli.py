@@ -17,9 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .faults import RETRY_AFTER_MODES
-from .ifs_cloud import IfsCloudSandbox, SandboxConfig
-from .looker import DEFAULT_CONNECTION, DEFAULT_MODEL, LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.faults import RETRY_AFTER_MODES
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.looker import (
+    DEFAULT_CONNECTION,
+    DEFAULT_MODEL,
+    LookerConfig,
+    LookerSandbox,
+)
 
 LOOKER_PORT = 8720
 
