@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .secrets import SecretError, encrypt, generate_key, load_key
+from ifs_looker_core.encrypted_settings import SecretError, encrypt, generate_key, load_key
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
