@@ -1,4 +1,5 @@
 # The README's two commands: `make demo` (set up and run the demo) and `make test` (run the tests).
+# `make lint` also checks the layers (import-linter contracts in pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -33,6 +34,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: setup
 	$(BIN)/ruff format .
