@@ -1,12 +1,18 @@
-"""Fault knobs shared by the sandboxes: throttling, server errors, dropped connections, latency."""
+"""Fault knobs shared by the sandboxes: throttling, server errors, dropped connections, latency.
+
+`FaultInjector.draw` decides; `SandboxRequestHandler.inject_fault` (loopback.py)
+applies the decision for either sandbox, which only words the error body.
+"""
 
 from __future__ import annotations
 
 import random
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
+
+from .clock import REAL_TIME, TimeSource
 
 ERROR_STATUSES = (503, 502, 504)
 RETRY_AFTER_MODES = ("seconds", "http-date", "none", "mixed")
@@ -14,8 +20,12 @@ RETRY_AFTER_MODES = ("seconds", "http-date", "none", "mixed")
 
 @dataclass(frozen=True)
 class FaultKnobs:
-    """Fault settings every sandbox config carries, by name, so one injector serves all."""
+    """Fault settings every sandbox config carries, by name, so one injector serves all.
 
+    `seed` makes the fault draws reproducible (each sandbox config sets its own default).
+    """
+
+    seed: int = 0
     rate_429: float = 0.0
     retry_after: str = "mixed"
     retry_after_seconds: int = 1
@@ -42,10 +52,14 @@ class Fault:
 
 
 class FaultInjector:
-    """Draws one fault (or none) per request; deterministic for a seed and request order."""
+    """Draws one fault (or none) per request; deterministic for a seed and request order.
 
-    def __init__(self, seed: int) -> None:
+    HTTP-date Retry-After values are dated by `time_source` (the sandbox's clock).
+    """
+
+    def __init__(self, seed: int, time_source: TimeSource = REAL_TIME) -> None:
         self.rng = random.Random(f"{seed}:faults")
+        self.time = time_source
         self.lock = threading.Lock()
         self.counts = {"drop": 0, "throttle": 0, "error": 0}
 
@@ -74,6 +88,6 @@ class FaultInjector:
         if mode == "seconds":
             return (("Retry-After", str(config.retry_after_seconds)),)
         if mode == "http-date":
-            when = datetime.now(UTC) + timedelta(seconds=config.retry_after_seconds + 1)
+            when = self.time.now() + timedelta(seconds=config.retry_after_seconds + 1)
             return (("Retry-After", format_datetime(when, usegmt=True)),)
         return ()

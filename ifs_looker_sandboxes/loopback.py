@@ -1,19 +1,27 @@
 """What every sandbox shares: a threaded HTTP server on loopback and the handler plumbing.
 
 A sandbox subclasses `LoopbackServer` (lifecycle: bind, start in a thread for
-tests, serve in the foreground for the CLI) and `SandboxRequestHandler`
-(dispatch of every method to one `_handle(method)`), and keeps only its own
-protocol.
+tests, serve in the foreground for the CLI; its config with the fault knobs, the
+fault injector and the time source) and `SandboxRequestHandler` (dispatch of every
+method to one `_handle(method)`, reading the request body, injecting faults,
+dropping a connection), and keeps only its own protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+from .clock import REAL_TIME, TimeSource
+from .faults import Fault, FaultInjector, FaultKnobs
 
 Self = TypeVar("Self", bound="LoopbackServer")
+Config = TypeVar("Config", bound=FaultKnobs)
 
 
 class _Server(ThreadingHTTPServer):
@@ -35,6 +43,36 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         raise NotImplementedError
 
+    def _send_fault(self, fault: Fault) -> None:
+        """Answer a drawn throttle (429) or server error (5xx) in the sandbox's own error style."""
+        raise NotImplementedError
+
+    def read_body(self) -> bytes:
+        """The request body (Content-Length bytes; none without the header)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def drop_connection(self) -> None:
+        """Close the connection without an answer: the client sees a reset or an empty reply."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def inject_fault(self) -> bool:
+        """Apply the latency knob, then draw a fault; True if the request was answered by it."""
+        sandbox = self.sandbox
+        config = sandbox.config
+        if config.latency_ms:
+            sandbox.time.sleep(config.latency_ms / 1000)
+        fault = sandbox.faults.draw(config)
+        if fault is None:
+            return False
+        if fault.kind == "drop":
+            self.drop_connection()
+        else:
+            self._send_fault(fault)
+        return True
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -51,18 +89,36 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-class LoopbackServer:
-    """Start with `start()` or as a context manager; `port=0` picks a free port."""
+class LoopbackServer(Generic[Config]):
+    """Start with `start()` or as a context manager; `port=0` picks a free port.
+
+    `time_source` is the sandbox's clock (real time unless a test passes a
+    `ManualClock`); it is `self.time`.
+    """
 
     handler_class: ClassVar[type[SandboxRequestHandler]]
     thread_name: ClassVar[str] = "sandbox"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+        time_source: TimeSource | None = None,
+    ) -> None:
+        self.config = config
+        self.time: TimeSource = time_source or REAL_TIME
+        self.faults = FaultInjector(config.seed, self.time)
         self.host = host
         self.requested_port = port
         self.verbose = verbose
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def update_config(self, **changes: object) -> None:
+        """Change knobs (faults, token lifetime, ...) while serving."""
+        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
 
     def bind(self: Self) -> Self:
         """Open the listening socket (so `port` is known) without serving yet."""

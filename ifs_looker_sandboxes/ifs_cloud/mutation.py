@@ -10,17 +10,23 @@ vouchers entered today (posted vouchers are immutable); `reference` entities
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from ..clock import REAL_TIME, TimeSource
 from .dataset import VoucherFactory, random_amount
 from .store import EntityTable, Store
 
 
 class MutationClock:
-    """Applies `ticks` changes per call; deterministic for a seed apart from wall-clock times."""
+    """Applies `ticks` changes per call; deterministic for a seed and the time source's times.
 
-    def __init__(self, store: Store, seed: int) -> None:
+    Changed rows are dated by `time_source` (the sandbox's time source): with a
+    `ManualClock`, the same seed and ticks give the same rows, timestamps included.
+    """
+
+    def __init__(self, store: Store, seed: int, time_source: TimeSource = REAL_TIME) -> None:
         self.store = store
+        self.time = time_source
         self.rng = random.Random(f"{seed}:mutations")
         self.serial = 0
         self.log: list[tuple[str, str, tuple]] = []  # (action, entity set, key)
@@ -34,7 +40,7 @@ class MutationClock:
                     getattr(self, f"_{table.entity.behaviour}")(table)
 
     def _now(self) -> datetime:
-        return datetime.now(UTC).replace(microsecond=0)
+        return self.time.now().replace(microsecond=0)
 
     def _pick(self, table: EntityTable) -> tuple:
         keys = list(table.rows)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import threading
+from collections.abc import Callable
 
-from ..faults import FaultInjector
+from ..clock import TimeSource
 from ..loopback import LoopbackServer
 from .config import SandboxConfig
 from .dataset import generate
@@ -18,8 +18,16 @@ from .tokens import TokenIssuer
 PATH_PREFIX = "/main/ifsapplications/projection/v1"
 
 
-class IfsCloudSandbox(LoopbackServer):
-    """An IFS Cloud on loopback; start with `start()` or as a context manager (port 0: any)."""
+RequestLogEntry = tuple[str, str, int]  # method, path with query, status (0: dropped)
+
+
+class IfsCloudSandbox(LoopbackServer[SandboxConfig]):
+    """An IFS Cloud on loopback; start with `start()` or as a context manager (port 0: any).
+
+    Two clocks, not to be confused: `time` (the `time_source` argument; real time
+    unless a test passes a `ManualClock`) dates tokens, changed rows and Retry-After;
+    `clock` is the mutation clock that changes data between requests.
+    """
 
     handler_class = SandboxHandler
     thread_name = "ifs-sandbox"
@@ -30,16 +38,15 @@ class IfsCloudSandbox(LoopbackServer):
         host: str = "127.0.0.1",
         port: int = 0,
         verbose: bool = False,
+        time_source: TimeSource | None = None,
     ) -> None:
-        super().__init__(host, port, verbose)
-        self.config = config or SandboxConfig()
+        super().__init__(config or SandboxConfig(), host, port, verbose, time_source)
         self.store = Store()
         self._load()
-        self.tokens = TokenIssuer(self.config.client_id, self.config.client_secret)
-        self.faults = FaultInjector(self.config.seed)
-        self.clock = MutationClock(self.store, self.config.seed)
-        self.request_log: list[tuple[str, str, int]] = []
-        self._log_lock = threading.Lock()
+        self.tokens = TokenIssuer(self.config.client_id, self.config.client_secret, self.time)
+        self.clock = MutationClock(self.store, self.config.seed, self.time)
+        self.request_log: list[RequestLogEntry] = []
+        self._logged = threading.Condition()
 
     def _load(self) -> None:
         """Generate the data set; the cyclic GC is paused: millions of rows form no cycles."""
@@ -63,17 +70,24 @@ class IfsCloudSandbox(LoopbackServer):
 
     # behaviour -----------------------------------------------------------------------------------
 
-    def update_config(self, **changes: object) -> None:
-        """Change knobs (faults, token lifetime, mutation clock) while serving."""
-        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
-
     def tick(self) -> None:
         if self.config.mutations_per_request:
             self.clock.tick(self.config.mutations_per_request)
 
     def record(self, method: str, path: str, status: int) -> None:
-        with self._log_lock:
+        with self._logged:
             self.request_log.append((method, path, status))
+            self._logged.notify_all()
+
+    def wait_for_request(
+        self, predicate: Callable[[RequestLogEntry], bool], timeout: float = 5.0
+    ) -> RequestLogEntry | None:
+        """The latest logged request once one matches (the server logs after answering)."""
+        with self._logged:
+            self._logged.wait_for(
+                lambda: bool(self.request_log) and predicate(self.request_log[-1]), timeout
+            )
+            return self.request_log[-1] if self.request_log else None
 
     def rows(self, projection: str, entity_set: str) -> list[dict[str, object]]:
         """The rows as a client sees them now (JSON values, numbers as Decimal), in key order."""

@@ -9,10 +9,7 @@ Routes follow IFS Cloud:
 
 from __future__ import annotations
 
-import contextlib
 import re
-import socket
-import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -20,6 +17,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import msgspec
 
+from ..faults import Fault
 from ..loopback import SandboxRequestHandler
 from .edmx import render_metadata
 from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
@@ -58,6 +56,8 @@ class SandboxHandler(SandboxRequestHandler):
     def _handle(self, method: str) -> None:
         self._status = 0
         try:
+            # read up front, whatever the route: an unread body would corrupt the next request
+            self._request_body = self.read_body()
             self._route(method)
         except HttpError as exc:
             self._json(exc.status, exc.body)
@@ -81,7 +81,7 @@ class SandboxHandler(SandboxRequestHandler):
         odata = ODATA_PATH.match(path)
         if odata is None:
             raise HttpError(404, "NOT_FOUND", f"No resource at '{path}'.")
-        if self._inject_fault():
+        if self.inject_fault():
             return
         denied = self.sandbox.tokens.check(self.headers.get("Authorization"))
         if denied:
@@ -124,30 +124,17 @@ class SandboxHandler(SandboxRequestHandler):
 
     # faults and auth -----------------------------------------------------------------------------
 
-    def _inject_fault(self) -> bool:
-        config = self.sandbox.config
-        if config.latency_ms:
-            time.sleep(config.latency_ms / 1000)
-        fault = self.sandbox.faults.draw(config)
-        if fault is None:
-            return False
-        if fault.kind == "drop":
-            self.close_connection = True
-            self._status = 0
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return True
+    def _send_fault(self, fault: Fault) -> None:
         message = "Too many requests." if fault.status == 429 else "Service unavailable."
         self._json(
             fault.status, HttpError(fault.status, "SERVER_BUSY", message).body, fault.headers
         )
-        return True
 
     def _token(self, realm: str) -> None:
         if realm != self.sandbox.config.realm:
             self._json(404, {"error": "Realm does not exist"})
             return
-        form = dict(parse_qsl(self._body().decode("utf-8", "replace")))
+        form = dict(parse_qsl(self._request_body.decode("utf-8", "replace")))
         basic = self.headers.get("Authorization", "")
         basic_credentials = basic[len("Basic ") :] if basic.startswith("Basic ") else None
         try:
@@ -241,7 +228,7 @@ class SandboxHandler(SandboxRequestHandler):
 
     def _patch(self, table: EntityTable, key: tuple) -> None:
         try:
-            values = DECODER.decode(self._body() or b"{}")
+            values = DECODER.decode(self._request_body or b"{}")
         except msgspec.DecodeError as exc:
             raise HttpError(
                 400, "ODP_BAD_REQUEST", f"The request body is not valid JSON: {exc}"
@@ -273,7 +260,7 @@ class SandboxHandler(SandboxRequestHandler):
                         400, "ODP_BAD_REQUEST", f"Key property '{name}' cannot be changed."
                     )
                 merged[name] = converted
-            now = datetime.now(UTC).replace(microsecond=0)
+            now = self.sandbox.time.now().replace(microsecond=0)
             if table.entity.prop("LastModified") is not None:
                 merged["LastModified"] = now
             row = table.put(merged, now)
@@ -305,10 +292,6 @@ class SandboxHandler(SandboxRequestHandler):
         raise HttpError(405, "METHOD_NOT_ALLOWED", f"{self.command} is not allowed here.")
 
     # plumbing ------------------------------------------------------------------------------------
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _json(
         self,

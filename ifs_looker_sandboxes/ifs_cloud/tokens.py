@@ -6,8 +6,9 @@ import base64
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass
+
+from ..clock import REAL_TIME, TimeSource
 
 
 class TokenError(Exception):
@@ -25,9 +26,14 @@ class Issued:
 
 
 class TokenIssuer:
-    def __init__(self, client_id: str, client_secret: str) -> None:
+    """Issues and checks bearer tokens; lifetimes run on `time_source` (the sandbox's clock)."""
+
+    def __init__(
+        self, client_id: str, client_secret: str, time_source: TimeSource = REAL_TIME
+    ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        self.time = time_source
         self._tokens: dict[str, Issued] = {}
         self._lock = threading.Lock()
         self.issued_count = 0
@@ -50,7 +56,7 @@ class TokenIssuer:
             )
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[token] = Issued(time.monotonic() + lifetime)
+            self._tokens[token] = Issued(self.time.monotonic() + lifetime)
             self.issued_count += 1
         return {
             "access_token": token,
@@ -68,6 +74,6 @@ class TokenIssuer:
         issued = self._tokens.get(authorization[len("Bearer ") :])
         if issued is None:
             return "Invalid access token."
-        if time.monotonic() >= issued.expires_at:
+        if self.time.monotonic() >= issued.expires_at:
             return "Access token expired."
         return None

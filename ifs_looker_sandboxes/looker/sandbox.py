@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..faults import FaultInjector
+from ..clock import TimeSource
 from ..loopback import LoopbackServer
 from .config import LookerConfig
 from .database import Database
@@ -30,7 +28,7 @@ class LoggedRequest:
     query: dict[str, str]
     status: int
     body: Any
-    at: float  # UNIX seconds
+    at: float  # UNIX seconds, by the sandbox's time source
     problems: list[str] = field(default_factory=list)  # spec violations of the request
 
 
@@ -41,8 +39,12 @@ class SqlRun:
     result: list[dict]
 
 
-class LookerSandbox(LoopbackServer):
-    """A Looker API 4.0 on loopback; start with `start()` or as a context manager (port 0: any)."""
+class LookerSandbox(LoopbackServer[LookerConfig]):
+    """A Looker API 4.0 on loopback; start with `start()` or as a context manager (port 0: any).
+
+    `time_source` (`self.time`; real time unless a test passes a `ManualClock`) runs
+    token lifetimes, PDT builds, datagroup and request-log timestamps.
+    """
 
     handler_class = LookerHandler
     thread_name = "looker-sandbox"
@@ -54,14 +56,13 @@ class LookerSandbox(LoopbackServer):
         port: int = 0,
         verbose: bool = False,
         lookml_dirs: dict[str, str | Path] | None = None,
+        time_source: TimeSource | None = None,
     ) -> None:
-        super().__init__(host, port, verbose)
-        self.config = config or LookerConfig()
+        super().__init__(config or LookerConfig(), host, port, verbose, time_source)
         self.lookml_dirs = {k: Path(v) for k, v in (lookml_dirs or {}).items()}
         self.spec = OpenApiSpec.bundled()
-        self.tokens = LookerTokens(self.config.client_id, self.config.client_secret)
-        self.faults = FaultInjector(self.config.seed)
-        self.state = LookerState.create(self.config.datagroups)
+        self.tokens = LookerTokens(self.config.client_id, self.config.client_secret, self.time)
+        self.state = LookerState.create(self.config.datagroups, self.time)
         self._databases = {name: Database(url) for name, url in self.config.connections.items()}
         self.request_log: list[LoggedRequest] = []
         self.sql_log: list[SqlRun] = []
@@ -84,10 +85,6 @@ class LookerSandbox(LoopbackServer):
         return self.base_url + API_PREFIX
 
     # behaviour -----------------------------------------------------------------------------------
-
-    def update_config(self, **changes: object) -> None:
-        """Change knobs (faults, token lifetime) while serving."""
-        self.config = dataclasses.replace(self.config, **changes)  # type: ignore[arg-type]
 
     def expire_tokens(self) -> None:
         """Invalidate every session now: the next authenticated request gets 401."""
@@ -132,7 +129,7 @@ class LookerSandbox(LoopbackServer):
         body: Any,
         problems: list[str],
     ) -> None:
-        entry = LoggedRequest(method, path, query, status, body, time.time(), list(problems))
+        entry = LoggedRequest(method, path, query, status, body, self.time.time(), list(problems))
         with self._log_lock:
             self.request_log.append(entry)
 

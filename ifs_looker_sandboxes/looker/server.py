@@ -16,18 +16,16 @@ Like Looker: wrong login credentials answer 404, a missing or expired token 401
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
 
+from ..faults import Fault
 from ..loopback import SandboxRequestHandler
 from .database import SqlError
 from .openapi import API_PREFIX
@@ -75,7 +73,7 @@ class LookerHandler(SandboxRequestHandler):
         self._token: str | None = None
         self._recorded = False
         try:
-            raw = self._read_body()
+            raw = self.read_body()
             self._route(method, raw)
         except ApiError as exc:
             self._json(exc.status, exc.body)
@@ -95,14 +93,10 @@ class LookerHandler(SandboxRequestHandler):
             self.command, self._path, self._query, self._status, self._logged_body, self._problems
         )
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _route(self, method: str, raw: bytes) -> None:
         if not self._path.startswith(API_PREFIX + "/"):
             raise ApiError(404, "Not found")
-        if self._inject_fault():
+        if self.inject_fault():
             return
         body = self._parse_body(raw)
         spec = self.sandbox.spec
@@ -144,21 +138,9 @@ class LookerHandler(SandboxRequestHandler):
         self._logged_body = body
         return body
 
-    def _inject_fault(self) -> bool:
-        config = self.sandbox.config
-        if config.latency_ms:
-            time.sleep(config.latency_ms / 1000)
-        fault = self.sandbox.faults.draw(config)  # type: ignore[arg-type]
-        if fault is None:
-            return False
-        if fault.kind == "drop":
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return True
+    def _send_fault(self, fault: Fault) -> None:
         message = "Too Many Requests" if fault.status == 429 else "Service Unavailable"
         self._json(fault.status, ApiError(fault.status, message).body, fault.headers)
-        return True
 
     # authentication ------------------------------------------------------------------------------
 
@@ -287,7 +269,7 @@ class LookerHandler(SandboxRequestHandler):
         if result_format not in ("json", "inline_json"):
             raise ApiError(400, f"Unsupported result format '{result_format}' in this sandbox")
         database = self._database(query.connection_name)
-        started = time.monotonic()
+        started = time.perf_counter()  # how long the real database took: measured, not simulated
         try:
             result = database.run(query.sql)
             payload: list[dict] = [
@@ -297,13 +279,11 @@ class LookerHandler(SandboxRequestHandler):
             payload = [{"looker_error": str(exc)}]
         with self.sandbox.state.lock:
             query.run_count += 1
-            query.last_run_at = datetime.now(UTC).isoformat()
-            query.last_runtime = time.monotonic() - started
+            query.last_run_at = self.sandbox.time.now().isoformat()
+            query.last_runtime = time.perf_counter() - started
         self.sandbox.record_sql(query.connection_name, query.sql, payload)
         if self.sandbox.lose_answer(slug, query.sql):
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self.drop_connection()
             return
         self._send(200, _encode(payload), JSON)
 
@@ -326,7 +306,7 @@ class LookerHandler(SandboxRequestHandler):
     def _op_update_datagroup(self, body: Any, datagroup_id: str) -> None:
         group = self._datagroup(datagroup_id)
         body = body or {}
-        now = time.time()
+        now = self.sandbox.time.time()
         changes: dict[str, int | None] = {}
         for name in ("stale_before", "triggered_at"):
             if name not in body:
@@ -347,7 +327,7 @@ class LookerHandler(SandboxRequestHandler):
         if f"{model_name}/{view_name}" not in self.sandbox.config.pdts:
             raise ApiError(404, f"PDT {model_name}/{view_name} not found")
         build = self.sandbox.state.start_build(
-            model_name, view_name, self.sandbox.config.pdt_build_seconds
+            model_name, view_name, self.sandbox.config.pdt_build_seconds, self.sandbox.time
         )
         self._json(
             200,
@@ -361,14 +341,20 @@ class LookerHandler(SandboxRequestHandler):
         build = self.sandbox.state.builds.get(materialization_id)
         if build is None:
             raise ApiError(404, "Not found")
-        self._json(200, {"materialization_id": materialization_id, "resp_text": build.status()})
+        self._json(
+            200,
+            {
+                "materialization_id": materialization_id,
+                "resp_text": build.status(self.sandbox.time),
+            },
+        )
 
     # projects ------------------------------------------------------------------------------------
 
     def _op_validate_project(self, body: Any, project_id: str) -> None:
         if project_id not in self.sandbox.config.projects:
             raise ApiError(404, "Not found")
-        started = time.monotonic()
+        started = time.perf_counter()  # the real linting time: measured, not simulated
         errors = self.sandbox.validate_project(project_id)
         self._json(
             200,
@@ -376,7 +362,7 @@ class LookerHandler(SandboxRequestHandler):
                 "errors": errors,
                 "models_not_validated": [],
                 "project_digest": f"{abs(hash(project_id)):x}",
-                "computation_time": round(time.monotonic() - started, 3),
+                "computation_time": round(time.perf_counter() - started, 3),
             },
         )
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
+
+from ..clock import TimeSource
 
 
 @dataclass
@@ -38,11 +39,11 @@ class Build:
     materialization_id: str
     model_name: str
     view_name: str
-    started: float
+    started: float  # the time source's monotonic() at the start
     seconds: float
 
-    def status(self) -> str:
-        done = time.monotonic() - self.started >= self.seconds
+    def status(self, time_source: TimeSource) -> str:
+        done = time_source.monotonic() - self.started >= self.seconds
         return (
             f"{self.model_name}/{self.view_name}: "
             f"{'complete: table regenerated' if done else 'running'}"
@@ -69,9 +70,9 @@ class LookerState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def create(cls, datagroups: tuple[str, ...]) -> LookerState:
+    def create(cls, datagroups: tuple[str, ...], time_source: TimeSource) -> LookerState:
         state = cls()
-        now = int(time.time())
+        now = int(time_source.time())
         for index, qualified in enumerate(datagroups, start=1):
             model, _, name = qualified.partition("::")
             state.datagroups[str(index)] = Datagroup(str(index), model, name, now)
@@ -85,8 +86,8 @@ class LookerState:
             self.queries[slug] = query
         return query
 
-    def start_build(self, model: str, view: str, seconds: float) -> Build:
-        build = Build(secrets.token_hex(8), model, view, time.monotonic(), seconds)
+    def start_build(self, model: str, view: str, seconds: float, time_source: TimeSource) -> Build:
+        build = Build(secrets.token_hex(8), model, view, time_source.monotonic(), seconds)
         with self.lock:
             self.builds[build.materialization_id] = build
         return build

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
-import time
+
+from ..clock import REAL_TIME, TimeSource
 
 
 class LookerTokens:
-    """Access tokens issued for one API client id/secret pair."""
+    """Access tokens issued for one API client id/secret pair; lifetimes run on `time_source`."""
 
-    def __init__(self, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self, client_id: str, client_secret: str, time_source: TimeSource = REAL_TIME
+    ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
+        self.time = time_source
         self._expiry: dict[str, float] = {}
         self._lock = threading.Lock()
         self.issued_count = 0
@@ -28,7 +32,7 @@ class LookerTokens:
             return None
         token = secrets.token_urlsafe(30)
         with self._lock:
-            self._expiry[token] = time.monotonic() + lifetime
+            self._expiry[token] = self.time.monotonic() + lifetime
             self.issued_count += 1
         return token
 
@@ -39,7 +43,7 @@ class LookerTokens:
             return None
         with self._lock:
             expiry = self._expiry.get(token.strip())
-        if expiry is None or time.monotonic() >= expiry:
+        if expiry is None or self.time.monotonic() >= expiry:
             return None
         return token.strip()
 

@@ -17,27 +17,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 from tap_ifscloud.catalogue import BUILTIN_STREAMS
 from tap_ifscloud.tap import TapIFSCloud
+from tests.sandboxes import running_ifs_cloud
 
 COMPANIES = ("US01", "DE01", "SE01")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
-def start_sandbox(config: SandboxConfig) -> IfsCloudSandbox:
-    """A started sandbox on a free loopback port."""
-    return IfsCloudSandbox(config).start()
-
-
-@contextlib.contextmanager
-def running_sandbox(**changes: Any) -> Iterator[IfsCloudSandbox]:
-    config = SandboxConfig(**{"voucher_rows_per_company": 120, **changes})
-    sandbox = start_sandbox(config)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()
+def running_sandbox(**changes: Any) -> contextlib.AbstractContextManager[IfsCloudSandbox]:
+    """A serving sandbox with the tap tests' small data set (120 voucher rows a company)."""
+    return running_ifs_cloud(**{"voucher_rows_per_company": 120, **changes})
 
 
 def sandbox_rows(sandbox: IfsCloudSandbox, projection: str, entity_set: str) -> list[dict]:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
-from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
+from tests.sandboxes import ifs_cloud_sandbox
 
 VOUCHERS = ("VoucherRowsAnalysis", "VoucherRowSet")
 
 
 def test_same_seed_same_rows_other_seed_other_rows() -> None:
     small = {"voucher_rows_per_company": 50, "orders_per_company": 5, "invoices_per_company": 5}
-    first = IfsCloudSandbox(SandboxConfig(seed=1, **small)).rows(*VOUCHERS)
-    again = IfsCloudSandbox(SandboxConfig(seed=1, **small)).rows(*VOUCHERS)
-    other = IfsCloudSandbox(SandboxConfig(seed=2, **small)).rows(*VOUCHERS)
+    first = ifs_cloud_sandbox(seed=1, **small).rows(*VOUCHERS)
+    again = ifs_cloud_sandbox(seed=1, **small).rows(*VOUCHERS)
+    other = ifs_cloud_sandbox(seed=2, **small).rows(*VOUCHERS)
     assert first == again
     assert first != other
 

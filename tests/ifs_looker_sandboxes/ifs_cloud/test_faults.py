@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
+
+from ifs_looker_sandboxes.clock import ManualClock
 
 from .conftest import ODataClient
 
@@ -19,13 +20,17 @@ def statuses(client: ODataClient, count: int) -> list[requests.Response]:
 
 
 def test_every_request_throttled_carries_each_retry_after_form(sandbox_factory) -> None:
-    client = ODataClient(sandbox_factory(rate_429=1.0, retry_after="mixed", retry_after_seconds=2))
+    clock = ManualClock()
+    sandbox = sandbox_factory(
+        time_source=clock, rate_429=1.0, retry_after="mixed", retry_after_seconds=2
+    )
+    client = ODataClient(sandbox)
     responses = statuses(client, 3)
     assert [r.status_code for r in responses] == [429, 429, 429]
     forms = [r.headers.get("Retry-After") for r in responses]
     assert forms[0] == "2"
-    when = parsedate_to_datetime(forms[1])
-    assert 1 <= (when - datetime.now(UTC)).total_seconds() <= 4
+    # a date one second later than the seconds form, as HTTP dates have no fractions
+    assert parsedate_to_datetime(forms[1]) == clock.now() + timedelta(seconds=3)
     assert forms[2] is None
     assert responses[0].json()["error"]["message"] == "Too many requests."
 
@@ -53,18 +58,20 @@ def test_dropped_connections_give_connection_errors(sandbox_factory) -> None:
     client = ODataClient(sandbox_factory(drop_rate=1.0, voucher_rows_per_company=10))
     with pytest.raises(requests.ConnectionError):
         client.get(*VOUCHERS)
-    deadline = time.monotonic() + 5  # the server thread logs after the client has seen the reset
-    while client.sandbox.request_log[-1][2] != 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert client.sandbox.request_log[-1][0] == "GET"
-    assert client.sandbox.request_log[-1][2] == 0
+    # the server thread logs after the client has seen the reset
+    logged = client.sandbox.wait_for_request(lambda entry: entry[2] == 0)
+    assert logged is not None
+    assert (logged[0], logged[2]) == ("GET", 0)
 
 
 def test_latency_delays_answers(sandbox_factory) -> None:
-    client = ODataClient(sandbox_factory(latency_ms=300, voucher_rows_per_company=10))
-    started = time.perf_counter()
+    clock = ManualClock()  # waiting on a manual clock moves it on: no wall time in the test
+    client = ODataClient(
+        sandbox_factory(time_source=clock, latency_ms=300, voucher_rows_per_company=10)
+    )
+    before = clock.monotonic()
     assert client.get(*VOUCHERS, **{"$top": "1"}).status_code == 200
-    assert time.perf_counter() - started >= 0.3
+    assert clock.monotonic() - before == pytest.approx(0.3)
 
 
 def test_faults_spare_the_token_endpoint_and_can_be_switched_at_runtime(sandbox_factory) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ifs_looker_sandboxes.clock import ManualClock
+from tests.sandboxes import ifs_cloud_sandbox
+
 from .conftest import ODataClient
 
 ORDERS = ("CustomerOrderHandling", "CustomerOrderSet")
@@ -66,3 +69,23 @@ def test_mutated_rows_stay_valid_against_their_metadata(sandbox_factory) -> None
                     assert row[prop.name] in enums[prop.type].members, (entity_set, prop.name)
                 if prop.max_length and row[prop.name] is not None:
                     assert len(row[prop.name]) <= prop.max_length, (entity_set, prop.name)
+
+
+def test_on_a_manual_clock_mutations_are_reproducible_and_dated_by_it() -> None:
+    runs = []
+    for _ in range(2):
+        clock = ManualClock()
+        sandbox = ifs_cloud_sandbox(time_source=clock, voucher_rows_per_company=30)
+        clock.advance(3600)
+        sandbox.clock.tick(60)
+        runs.append({(p, s): sandbox.rows(p, s) for p, s in sandbox.store.tables})
+    assert runs[0] == runs[1]
+    stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    changed = [
+        key
+        for action, entity_set, key in sandbox.clock.log
+        if entity_set == "CustomerOrderSet" and action in ("insert", "update")
+    ]
+    assert changed
+    orders = {r["OrderNo"]: r for r in sandbox.rows(*ORDERS)}
+    assert {orders[key[0]]["LastModified"] for key in changed} == {stamp}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import time
 from decimal import Decimal
 
 import requests
 
+from ifs_looker_sandboxes.clock import ManualClock
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 
 from .conftest import ODataClient
@@ -56,10 +56,13 @@ def test_requests_without_or_with_a_bad_token_get_401(ifs_sandbox: IfsCloudSandb
 
 
 def test_token_expires_after_its_lifetime(sandbox_factory) -> None:
-    sandbox = sandbox_factory(token_lifetime=0.5, voucher_rows_per_company=10)
+    clock = ManualClock()
+    sandbox = sandbox_factory(time_source=clock, token_lifetime=60, voucher_rows_per_company=10)
     client = ODataClient(sandbox)
     assert client.get(*VOUCHERS, **{"$top": "1"}).status_code == 200
-    time.sleep(0.7)
+    clock.advance(59.5)
+    assert client.get(*VOUCHERS, **{"$top": "1"}).status_code == 200
+    clock.advance(0.5)  # exactly the lifetime
     expired = client.get(*VOUCHERS, **{"$top": "1"})
     assert expired.status_code == 401
     assert expired.json()["error"]["message"] == "Access token expired."

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ifs_looker_sandboxes.looker.openapi import OpenApiSpec
-
-FIXTURE = Path(__file__).parents[3] / "fixtures" / "looker" / "looker-api-4.0-subset.oas.json"
-
-
-def test_the_packaged_spec_is_the_reference_subset() -> None:
-    assert OpenApiSpec.bundled().document == json.loads(FIXTURE.read_text())
 
 
 def test_paths_resolve_to_operations_with_their_parameters() -> None:

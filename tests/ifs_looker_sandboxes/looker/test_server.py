@@ -1,16 +1,18 @@
 """The Looker sandbox over real HTTP: sessions, connections, SQL Runner, datagroups, PDTs.
 
 Every response is checked against the spec subset by the `looker` fixture on teardown.
+Time is the sandbox's `ManualClock`: tests advance it, they never sleep.
 """
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest
 
+from ifs_looker_sandboxes.clock import ManualClock
 from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
+from tests.sandboxes import running_looker
 
 from .conftest import CONNECTION, Api
 
@@ -42,16 +44,18 @@ def test_wrong_credentials_get_404_like_looker(looker: LookerSandbox) -> None:
 
 
 def test_missing_or_expired_tokens_get_401(pg_url: str) -> None:
+    clock = ManualClock()
     config = LookerConfig(connections={CONNECTION: pg_url}, token_lifetime=1)
-    with LookerSandbox(config) as looker:
+    with running_looker(config, time_source=clock) as looker:
         api = Api(looker)
         assert api.call("GET", "/datagroups").json() == AUTH_ERROR
         api.login()
         assert api.call("GET", "/datagroups").status_code == 200
-        time.sleep(1.1)
+        clock.advance(0.5)
+        assert api.call("GET", "/datagroups").status_code == 200
+        clock.advance(0.5)  # exactly the lifetime
         expired = api.call("GET", "/datagroups")
         assert (expired.status_code, expired.json()) == (401, AUTH_ERROR)
-        assert looker.response_problems == []
 
 
 def test_logout_ends_the_session(api: Api) -> None:
@@ -86,7 +90,7 @@ def test_connection_test_reports_each_step(api: Api) -> None:
 
 def test_connection_test_reports_an_unreachable_database() -> None:
     config = LookerConfig(connections={"gone": "postgresql://postgres@127.0.0.1:1/none"})
-    with LookerSandbox(config) as looker:
+    with running_looker(config) as looker:
         api = Api(looker)
         api.login()
         results = api.call("PUT", "/connections/gone/test").json()
@@ -155,13 +159,16 @@ def test_sql_query_can_be_read_back(api: Api) -> None:
 # datagroups and PDTs -----------------------------------------------------------------------------
 
 
-def test_datagroups_can_be_marked_stale_but_not_in_the_future(api: Api) -> None:
+def test_datagroups_can_be_marked_stale_but_not_in_the_future(
+    api: Api, looker: LookerSandbox
+) -> None:
     groups = api.call("GET", "/datagroups").json()
     assert [(g["model_name"], g["name"]) for g in groups] == [
         ("ifs_cloud", "ifs_nightly"),
         ("ifs_cloud", "ifs_gl"),
     ]
-    now = int(time.time())
+    now = int(looker.time.time())
+    assert {g["created_at"] for g in groups} == {now}
     future = api.call("PATCH", "/datagroups/1", json={"stale_before": now + 60})
     assert future.status_code == 422
     assert future.json()["errors"][0]["field"] == "stale_before"
@@ -171,11 +178,13 @@ def test_datagroups_can_be_marked_stale_but_not_in_the_future(api: Api) -> None:
     assert api.call("PATCH", "/datagroups/99", json={"stale_before": now}).status_code == 404
 
 
-def test_pdt_builds_start_and_complete(api: Api) -> None:
+def test_pdt_builds_start_and_complete(api: Api, looker: LookerSandbox) -> None:
     started = api.call("GET", "/derived_table/ifs_cloud/gl_monthly_balances/start").json()
     status = f"/derived_table/{started['materialization_id']}/status"
     assert api.call("GET", status).json()["resp_text"].endswith("running")
-    time.sleep(0.25)
+    looker.time.advance(0.1)  # the fixture's builds take 0.2 s
+    assert api.call("GET", status).json()["resp_text"].endswith("running")
+    looker.time.advance(0.15)
     assert "complete" in api.call("GET", status).json()["resp_text"]
     assert api.call("GET", "/derived_table/ifs_cloud/nope/start").status_code == 404
 
@@ -221,12 +230,13 @@ def test_throttling_answers_429_with_retry_after(looker: LookerSandbox, api: Api
 
 
 def test_request_log_records_method_path_status_and_body(looker: LookerSandbox, api: Api) -> None:
-    api.call("PATCH", "/datagroups/2", json={"stale_before": int(time.time())})
+    looker.time.advance(42)
+    api.call("PATCH", "/datagroups/2", json={"stale_before": int(looker.time.time())})
     entry = looker.requests("PATCH")[-1]
     assert (entry.method, entry.path, entry.status) == ("PATCH", "/api/4.0/datagroups/2", 200)
     assert set(entry.body) == {"stale_before"}
     assert entry.problems == []
-    assert abs(entry.at - time.time()) < 5
+    assert entry.at == looker.time.time()
 
 
 @pytest.mark.parametrize("path", ["/nope", "/api/4.0/nope"])
