@@ -1,17 +1,18 @@
 """Looker API 4.0 client: login, token reuse and renewal, retries, SQL Runner, datagroups, PDTs.
 
-One login per client; the token is reused until shortly before it expires (60 s,
-or 10% of its lifetime when that is shorter, so short-lived sandbox tokens work),
-and a 401 triggers one re-login and one resend. 429/5xx/connection errors follow
-the shared retry policy (ifs_looker_core.retry). Tokens and secrets never appear in logs
-or exception messages: errors name the method, the path and Looker's message.
+The session token lives in the shared `TokenCache` (ifs_looker_core.token_cache), the
+same rules as the tap's IFS tokens: one login serves every request until shortly
+before the token expires (`renewal_margin`, counted from when the login was
+requested), and a 401 logs in again once and resends once, however many threads
+met it. 429/5xx/connection errors follow the shared retry policy
+(ifs_looker_core.retry). Tokens and secrets never appear in logs or exception
+messages: errors name the method, the path and Looker's message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ from urllib.parse import quote
 import requests
 
 from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy, send_with_retries
+from ifs_looker_core.token_cache import IssuedToken, TokenCache, send_authorized
 
 logger = logging.getLogger("target-looker.looker")
 
 API_PATH = "/api/4.0"
-MAX_RELOGIN_MARGIN_SECONDS = 60.0
+DEFAULT_TOKEN_LIFETIME_SECONDS = 3600.0  # Looker's default, when `expires_in` is missing
 USER_AGENT = "target-looker (ifs-looker-connector)"
 
 
@@ -44,11 +46,6 @@ class LookerAuthError(LookerAPIError):
 
 class LookerSqlError(LookerAPIError):
     """SQL Runner ran the SQL and the database refused it (HTTP 200 with `looker_error`)."""
-
-
-def relogin_margin(lifetime: float) -> float:
-    """How long before expiry the client logs in again."""
-    return min(MAX_RELOGIN_MARGIN_SECONDS, 0.1 * lifetime)
 
 
 @dataclass(frozen=True)
@@ -80,7 +77,11 @@ def _message(response: requests.Response) -> str:
 
 
 class LookerClient:
-    """A Looker API session. Use as a context manager so the session is logged out."""
+    """A Looker API session. Use as a context manager so the session is logged out.
+
+    Safe to share between threads: the token cache serialises logins, and each
+    request is its own HTTP exchange.
+    """
 
     def __init__(
         self,
@@ -97,12 +98,8 @@ class LookerClient:
         self.timeout = timeout
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
-        self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._relogin_at = 0.0
-        self.login_count = 0
+        self._tokens = TokenCache(self._login, clock=clock)
 
     def __repr__(self) -> str:
         return f"LookerClient(api_url={self.credentials.api_url!r})"
@@ -115,8 +112,28 @@ class LookerClient:
 
     # session -------------------------------------------------------------------------------------
 
+    @property
+    def login_count(self) -> int:
+        """Logins so far: the first, each renewal before expiry and each after a 401."""
+        return self._tokens.issued_count
+
     def login(self) -> None:
-        """POST /login (form-encoded credentials); remembers the token and when to renew it."""
+        """Make sure a session is open (log in unless a valid token is held).
+
+        For callers that want wrong credentials or an unreachable Looker to fail
+        before any work; requests log in by themselves when they need to.
+        """
+        try:
+            self._tokens.token()
+        except RetriesExhaustedError as exc:
+            raise LookerAPIError("POST", "/login", 0, str(exc)) from None
+        except requests.RequestException as exc:
+            raise LookerAPIError(
+                "POST", "/login", 0, f"request failed: {type(exc).__name__}"
+            ) from None
+
+    def _login(self, reason: str) -> IssuedToken:
+        """POST /login (form-encoded credentials): the token cache's `issue`."""
         creds = self.credentials
         url = creds.api_url + "/login"
         response = send_with_retries(
@@ -139,29 +156,25 @@ class LookerClient:
                 f"{_message(response)}: Looker refused the API client id/secret "
                 f"(client id {creds.client_id!r})",
             )
-        body = response.json()
-        lifetime = float(body.get("expires_in") or 3600)
-        with self._lock:
-            self._token = body["access_token"]
-            self._relogin_at = self._clock() + lifetime - relogin_margin(lifetime)
-            self.login_count += 1
-        logger.info("Logged in to Looker at %s (token valid %d s)", creds.base_url, lifetime)
-
-    def _current_token(self) -> str:
-        with self._lock:
-            fresh = self._token is not None and self._clock() < self._relogin_at
-            token = self._token
-        if not fresh:
-            self.login()
-            with self._lock:
-                token = self._token
-        assert token is not None
-        return token
+        try:
+            body = response.json()
+            token = str(body["access_token"])
+            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME_SECONDS)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise LookerAuthError(
+                "POST",
+                "/login",
+                200,
+                "the answer has no access_token (is looker_base_url a Looker instance?)",
+            ) from None
+        logger.info(
+            "Logged in to Looker at %s (%s; token valid %d s)", creds.base_url, reason, lifetime
+        )
+        return IssuedToken(token, lifetime)
 
     def logout(self) -> None:
         """DELETE /logout; a session that already expired counts as logged out."""
-        with self._lock:
-            token, self._token = self._token, None
+        token = self._tokens.take()
         if token is None:
             return
         try:
@@ -190,39 +203,32 @@ class LookerClient:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send an authenticated API request; the parsed JSON body (None for 204)."""
-        url = self.credentials.api_url + path
-        used: list[str] = []
+        """Send an authenticated API request; the parsed JSON body (None for 204).
 
-        def send() -> requests.Response:
-            token = self._current_token()
-            used.append(token)
+        A login that fails on the way (Looker unreachable, credentials refused) fails
+        this request: LookerAuthError, or LookerAPIError naming this method and path.
+        """
+        url = self.credentials.api_url + path
+        data = None if json_body is None else json.dumps(json_body, default=str)
+        content_type = {"Content-Type": "application/json"} if json_body is not None else {}
+
+        def send(token: str) -> requests.Response:
             return self._session.request(
                 method,
                 url,
                 params=params,
-                data=None if json_body is None else json.dumps(json_body, default=str),
-                headers={
-                    "Authorization": f"token {token}",
-                    **({"Content-Type": "application/json"} if json_body is not None else {}),
-                },
+                data=data,
+                headers={"Authorization": f"token {token}", **content_type},
                 timeout=self.timeout,
             )
 
-        def relogin() -> bool:
-            with self._lock:
-                stale = self._token is None or (used and self._token == used[-1])
-            if stale:
-                self.login()
-            return True
-
         try:
-            response = send_with_retries(
+            response = send_authorized(
+                self._tokens,
                 send,
                 policy=self.policy,
                 method=method,
                 url=url,
-                on_unauthorized=relogin,
                 sleep=self._sleep,
                 log=logger,
             )

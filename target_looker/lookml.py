@@ -8,14 +8,14 @@ are dataclasses; `render` is the one place that knows LookML's syntax.
 The finance explore joins voucher rows to GL accounts (account group), to each
 cost-allocation code part B-J, and up the account hierarchy (immediate parent,
 grandparent, ...), so totals by account group or hierarchy level in Looker are
-sums of the same voucher rows IFS sums. `explore_sql` writes the SQL such an
-explore query implies, so a test can check the joins against the data.
+sums of the same voucher rows IFS sums (tests/target_looker/test_lookml.py runs
+the SQL such explore queries imply against loaded data to prove it).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -445,109 +445,3 @@ def generate_lookml(
     """What target-looker runs after a load when `lookml_dir` is set."""
     model = build_model(tables_in(warehouse, schema), connection=connection, model_name=model_name)
     return write_model(model, lookml_dir)
-
-
-# the SQL an explore query implies -----------------------------------------------------------------
-
-_REFERENCE = re.compile(r"\$\{([^}]*)\}")
-_TIMEFRAME_SQL = {
-    "raw": "{sql}",
-    "time": "{sql}",
-    "date": "CAST({sql} AS DATE)",
-    "week": "DATE_TRUNC('week', {sql})",
-    "month": "DATE_TRUNC('month', {sql})",
-    "quarter": "DATE_TRUNC('quarter', {sql})",
-    "year": "DATE_TRUNC('year', {sql})",
-}
-
-
-class _Compiler:
-    """Expands `${...}` references the way Looker does, collecting the joins they need."""
-
-    def __init__(self, model: Model, explore: Explore) -> None:
-        self.model = model
-        self.explore = explore
-        self.joins = {j.name: j for j in explore.joins}
-        self.needed: list[str] = []
-
-    def view_of(self, alias: str) -> View:
-        if alias == self.explore.name:
-            return self.model.view(alias)
-        if alias not in self.joins:
-            raise KeyError(f"explore {self.explore.name!r} has no join {alias!r}")
-        return self.model.view(self.joins[alias].view)
-
-    def need(self, alias: str) -> None:
-        if alias == self.explore.name or alias in self.needed:
-            return
-        join = self.joins[alias]
-        for ref in _REFERENCE.findall(join.sql_on):
-            other = ref.partition(".")[0]
-            if other != alias:
-                self.need(other)
-        self.needed.append(alias)
-
-    def field_sql(self, alias: str, name: str) -> tuple[str, str]:
-        """(SQL, kind) of a field: kind is dimension, sum or count."""
-        self.need(alias)
-        view = self.view_of(alias)
-        for dim in view.dimensions:
-            if dim.name == name:
-                return self.expand(alias, dim.sql), "dimension"
-        for group in view.dimension_groups:
-            for frame in group.timeframes:
-                if f"{group.name}_{frame}" == name:
-                    return _TIMEFRAME_SQL[frame].format(
-                        sql=self.expand(alias, group.sql)
-                    ), "dimension"
-        for measure in view.measures:
-            if measure.name == name:
-                inner = self.expand(alias, measure.sql) if measure.sql else "*"
-                return inner, measure.type
-        raise KeyError(f"view {view.name!r} (as {alias}) has no field {name!r}")
-
-    def expand(self, alias: str, sql: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            ref = match.group(1)
-            if ref == "TABLE":
-                return quote(alias)
-            if "." in ref:
-                other, _, name = ref.partition(".")
-                return self.field_sql(other, name)[0]
-            return self.field_sql(alias, ref)[0]
-
-        return _REFERENCE.sub(replace, sql)
-
-
-def explore_sql(
-    model: Model, explore_name: str, dimensions: Sequence[str], measures: Sequence[str]
-) -> str:
-    """The SELECT an explore query on `dimensions` and `measures` (`view.field`) implies.
-
-    Only the joins the fields need are included, as Looker does; measures here are
-    `sum` and `count` over many_to_one joins, so no symmetric aggregates are needed.
-    """
-    explore = next(e for e in model.explores if e.name == explore_name)
-    compiler = _Compiler(model, explore)
-    select = []
-    for ref in dimensions:
-        alias, _, name = ref.partition(".")
-        select.append(compiler.field_sql(alias, name)[0])
-    for ref in measures:
-        alias, _, name = ref.partition(".")
-        sql, kind = compiler.field_sql(alias, name)
-        select.append("COUNT(*)" if kind == "count" else f"{kind.upper()}({sql})")
-    base = model.view(explore.name)
-    lines = [
-        "SELECT " + ", ".join(select),
-        f"FROM {base.sql_table_name} AS {quote(explore.name)}",
-    ]
-    for alias in compiler.needed:
-        join = compiler.joins[alias]
-        kind = "LEFT JOIN" if join.type == "left_outer" else "JOIN"
-        on = compiler.expand(alias, join.sql_on)
-        lines.append(f"{kind} {model.view(join.view).sql_table_name} AS {quote(alias)} ON {on}")
-    if dimensions:
-        positions = ", ".join(str(i) for i in range(1, len(dimensions) + 1))
-        lines += [f"GROUP BY {positions}", f"ORDER BY {positions}"]
-    return "\n".join(lines)

@@ -252,19 +252,28 @@ class Warehouse(abc.ABC):
     def key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
         return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)
 
-    def delete_all(self, table: TableRef) -> int:
-        return self.execute(f"DELETE FROM {self.qualified(table)}")
+    def retire_statement(
+        self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
+    ) -> tuple[str, tuple[t.Any, ...]]:
+        """ACTIVATE_VERSION's statement and its parameters (see `retire_old_versions`)."""
+        tv = self.quote(TABLE_VERSION_COLUMN)
+        old = f"({tv} IS NULL OR {tv} < $1)"
+        if hard_delete:
+            return f"DELETE FROM {self.qualified(table)} WHERE {old}", (version,)
+        deleted = self.quote(DELETED_AT_COLUMN)
+        return (
+            f"UPDATE {self.qualified(table)} SET {deleted} = $2 WHERE {old} AND {deleted} IS NULL",
+            (version, deleted_at),
+        )
 
     def retire_old_versions(
         self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
     ) -> int:
-        """ACTIVATE_VERSION: rows not seen in full-table version `version` are gone in IFS."""
-        tv = self.quote(TABLE_VERSION_COLUMN)
-        old = f"({tv} IS NULL OR {tv} < $1)"
-        if hard_delete:
-            return self.execute(f"DELETE FROM {self.qualified(table)} WHERE {old}", (version,))
-        deleted = self.quote(DELETED_AT_COLUMN)
-        return self.execute(
-            f"UPDATE {self.qualified(table)} SET {deleted} = $2 WHERE {old} AND {deleted} IS NULL",
-            (version, deleted_at),
+        """ACTIVATE_VERSION: rows not seen in full-table version `version` are gone in IFS.
+
+        Deleted (`hard_delete`) or marked `_sdc_deleted_at`; returns how many rows.
+        """
+        sql, params = self.retire_statement(
+            table, version, hard_delete=hard_delete, deleted_at=deleted_at
         )
+        return self.execute(sql, params)

@@ -1,20 +1,23 @@
-"""`write_path: looker_sql_runner`: the PostgreSQL warehouse, driven through Looker's SQL Runner.
+"""`write_path: looker_sql_runner`: PostgreSQL written through Looker's SQL Runner.
 
 For sites where the target has Looker API credentials but no route to the warehouse:
-every statement the PostgreSQL warehouse would send goes through
-`POST /sql_queries` + `POST /sql_queries/{slug}/run/json` on the Looker connection
-instead. The SQL is the PostgreSQL warehouse's own (this class subclasses it); only
-the transport differs:
+every statement goes through `POST /sql_queries` + `POST /sql_queries/{slug}/run/json`
+on the Looker connection. The SQL is the PostgreSQL dialect's own (`PostgresDialect`,
+whose `staged_merge` hands out the merge's statements as text); only the transport
+differs from `PostgresWarehouse`:
 
 - SQL Runner has no bind parameters, so `$n` parameters become literals through
   `sql_literal` (tested: quotes, backslashes, newlines, unicode; NUL refused).
 - SQL Runner has no sessions, so a transaction is one SQL Runner call: statements
   inside `transaction()` are buffered and sent as one `BEGIN; ...; COMMIT;` script,
-  which the database applies all or nothing. COPY becomes multi-row INSERTs.
+  which the database applies all or nothing. COPY into the staging table becomes
+  multi-row `INSERT ... VALUES` of literals.
 - The merge's inserted/updated counts are needed (for the audit rows in the same
   transaction) before the script runs, so they are predicted with a read of the
   stored keys and versions, and the script re-checks them: if another writer
   changed the table in between, the script fails and nothing is written.
+- SQL Runner reports no row counts: ACTIVATE_VERSION's statement runs at once, as its
+  own transaction, wrapped in a query that counts the rows it changed.
 - A 401 makes the client log in again and resend the run once (Looker checks the
   session before it runs any SQL). A transaction whose answer is lost (dropped
   connection, gateway error) may be resent by the retry policy: every write
@@ -25,8 +28,8 @@ the transport differs:
 It is slower than the direct path and subject to Looker API quotas.
 """
 
-# SQL here is the PostgreSQL warehouse's (identifiers quoted, values bound); `bind`
-# turns $n parameters into literals with the tested `sql_literal`.
+# SQL here is the PostgreSQL dialect's (identifiers quoted, values as $n parameters);
+# `bind` turns $n parameters into literals with the tested `sql_literal`.
 # ruff: noqa: S608
 
 from __future__ import annotations
@@ -55,7 +58,13 @@ from target_looker.warehouse.base import (
     TableRef,
     WarehouseError,
 )
-from target_looker.warehouse.postgres import PostgresWarehouse
+from target_looker.warehouse.postgres import (
+    MERGED_INSERTED,
+    MERGED_UPDATED,
+    PostgresDialect,
+    rows_changed,
+    select_from_upsert,
+)
 
 if t.TYPE_CHECKING:
     from target_looker.looker_api import LookerClient
@@ -66,7 +75,6 @@ ROWS_PER_STATEMENT = 500
 ROWS_PER_PREDICTION = 2000
 logger = logging.getLogger("target-looker.sql_runner")
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
-_COUNTS_TAIL = ") SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
 _VALUES_TEMPLATE = re.compile(
     r"^(?P<head>.*\bVALUES\s*)\((?P<params>\$\d+(?:\s*,\s*\$\d+)*)\)\s*$", re.S
 )
@@ -122,39 +130,32 @@ def bind(sql: str, params: Sequence[t.Any] = ()) -> str:
     return _TOKENS.sub(replace, sql)
 
 
-class _ScriptCursor:
-    """Stands in for a psycopg cursor in PostgresWarehouse.merge: statements join the script."""
-
-    def __init__(self, warehouse: LookerSqlRunnerWarehouse) -> None:
-        self.warehouse = warehouse
-
-    def __enter__(self) -> _ScriptCursor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def execute(self, sql: str, params: Sequence[t.Any] | None = None) -> None:
-        self.warehouse.execute(sql, params or ())
-
-    def fetchone(self) -> tuple[int, int]:
-        predicted = self.warehouse._predicted
-        return predicted.inserted, predicted.updated
-
-    @property
-    def rowcount(self) -> int:
-        return self.warehouse._predicted.inserted
+def insert_values(table_sql: str, columns: str, rows: Sequence[Sequence[t.Any]]) -> list[str]:
+    """Multi-row `INSERT ... VALUES` statements of literals: SQL Runner's stand-in for COPY."""
+    statements = []
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = ",\n".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in chunk)
+        statements.append(f"INSERT INTO {table_sql} ({columns}) VALUES\n{values}")
+    return statements
 
 
-class _ScriptConnection:
-    def __init__(self, warehouse: LookerSqlRunnerWarehouse) -> None:
-        self.warehouse = warehouse
+def expect_merged(expected: MergeCounts) -> str:
+    """A select list over an upsert's rows: 1 when they match `expected`, else a SQL error.
 
-    def cursor(self) -> _ScriptCursor:
-        return _ScriptCursor(self.warehouse)
+    The error (a failed cast, carrying the message) aborts the script's transaction, so
+    a batch whose predicted counts did not come true writes nothing.
+    """
+    inserted, updated = expected.inserted, expected.updated
+    return (
+        f"CASE WHEN {MERGED_INSERTED} = {inserted} AND {MERGED_UPDATED} = {updated} "
+        f"THEN 1 ELSE CAST('target-looker: the table changed while this batch was prepared "
+        f"(expected {inserted} inserted, {updated} updated; got ' || {MERGED_INSERTED} "
+        f"|| ', ' || {MERGED_UPDATED} || '); nothing was written' AS integer) END"
+    )
 
 
-class LookerSqlRunnerWarehouse(PostgresWarehouse):
+class LookerSqlRunnerWarehouse(PostgresDialect):
     """PostgreSQL behind a Looker connection, written through the Looker API."""
 
     def __init__(self, settings: LookerSettings, client: LookerClient | None = None) -> None:
@@ -168,38 +169,15 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
         self._client = client
         self._local = threading.local()  # open transaction per thread, like a DB session
         self._ledger: str | None = None  # qualified name, once a schema is known
-        self.calls = 0  # SQL Runner queries run (statistics for logs and tests)
-
-    @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any]) -> LookerSqlRunnerWarehouse:
-        """The warehouse for target-looker's config with `write_path: looker_sql_runner`."""
-        from target_looker.refresh import LookerSettings
-
-        return cls(LookerSettings.from_config(config))
 
     @property
     def _buffer(self) -> list[str] | None:
+        """The statements of this thread's open transaction (None outside one)."""
         return getattr(self._local, "buffer", None)
 
     @_buffer.setter
     def _buffer(self, value: list[str] | None) -> None:
         self._local.buffer = value
-
-    @property
-    def _counting(self) -> bool:
-        return getattr(self._local, "counting", False)
-
-    @_counting.setter
-    def _counting(self, value: bool) -> None:
-        self._local.counting = value
-
-    @property
-    def _predicted(self) -> MergeCounts:
-        return getattr(self._local, "predicted", MergeCounts())
-
-    @_predicted.setter
-    def _predicted(self, value: MergeCounts) -> None:
-        self._local.predicted = value
 
     @property
     def safe_url(self) -> str:
@@ -223,27 +201,17 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
             self._client.close()
             self._client = None
 
-    @property
-    def conn(self) -> t.Any:  # PostgresWarehouse.merge talks to this
-        return _ScriptConnection(self)
-
     def run(self, sql: str) -> list[dict]:
         """One SQL Runner round trip; database errors raise LookerSqlError."""
-        self.calls += 1
         return self.client.run_sql(self.connection_name, sql)
 
     def execute(self, sql: str, params: Sequence[t.Any] = ()) -> int:
-        """Inside a transaction the statement joins its script (count unknown: -1)."""
+        """Inside a transaction the statement joins its script; the count is unknown (-1)."""
         bound = bind(sql, params)
-        if self._counting:
-            rows = self._write(
-                [f"WITH changed AS ({bound} RETURNING 1) SELECT count(*) AS n FROM changed"]
-            )
-            return int(rows[0]["n"]) if rows else -1
         if self._buffer is not None:
             self._buffer.append(bound)
-            return -1
-        self._write([bound])
+        else:
+            self._write([bound])
         return -1
 
     def fetchall(self, sql: str, params: Sequence[t.Any] = ()) -> list[tuple]:
@@ -323,100 +291,57 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
             return False
         return bool(rows)
 
-    # counted statements --------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _counted(self) -> Iterator[None]:
-        """Run DML at once with `RETURNING` counted (SQL Runner reports no row counts)."""
-        self._counting = True
-        try:
-            yield
-        finally:
-            self._counting = False
-
-    def delete_all(self, table) -> int:
-        with self._counted():
-            return super().delete_all(table)
-
-    def retire_old_versions(self, table, version: int, *, hard_delete: bool, deleted_at) -> int:
-        with self._counted():
-            return super().retire_old_versions(
-                table, version, hard_delete=hard_delete, deleted_at=deleted_at
-            )
-
     # loading -------------------------------------------------------------------------------------
 
-    def _copy(self, cur, table_sql: str, columns: str, rows: list[tuple]) -> None:
-        """COPY has no SQL Runner equivalent: multi-row INSERTs of literals instead."""
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
-            values = ",\n".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in chunk)
-            cur.execute(f"INSERT INTO {table_sql} ({columns}) VALUES\n{values}")
+    def retire_old_versions(
+        self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
+    ) -> int:
+        """Runs at once as its own transaction (even inside `transaction()`), counted.
+
+        SQL Runner reports no row counts, and the caller logs how many rows were retired.
+        """
+        sql, params = self.retire_statement(
+            table, version, hard_delete=hard_delete, deleted_at=deleted_at
+        )
+        rows = self._write([rows_changed(bind(sql, params))])
+        return int(rows[0]["n"]) if rows else -1
 
     def merge(self, prepared: Prepared) -> MergeCounts:
-        """PostgresWarehouse.merge, recorded into the open transaction's script."""
-        if self._buffer is None:
-            raise WarehouseError("merge must run inside transaction() on the SQL Runner path")
-        self._predicted = self._predict(prepared.batch, prepared.payload)
-        stage_and_merge = getattr(super(), "_stage_and_merge", None)
-        if stage_and_merge is None:  # a PostgresWarehouse whose merge is one method
-            return super().merge(prepared)
-        # the staged path only: its fast COPY-into-the-table path needs COPY and savepoints
-        if prepared.batch.truncate_first:
-            self.execute(f"DELETE FROM {self.qualified(prepared.batch.table)}")
-        return stage_and_merge(prepared)
+        """The dialect's staged merge, added to the open transaction's script.
 
-    def _upsert_sql(self, *args: t.Any, **kwargs: t.Any) -> str:
-        """The PostgreSQL upsert, ending in a check that the predicted counts came true."""
-        sql = super()._upsert_sql(*args, **kwargs)
-        head, found, _ = sql.rpartition(_COUNTS_TAIL)
-        if not found:
-            raise WarehouseError(
-                "the PostgreSQL upsert changed shape; update LookerSqlRunnerWarehouse"
-            )
-        inserted, updated = self._predicted.inserted, self._predicted.updated
-        return (
-            f"{head}) SELECT CASE WHEN count(*) FILTER (WHERE inserted) = {inserted} "
-            f"AND count(*) FILTER (WHERE NOT inserted) = {updated} THEN 1 ELSE CAST("
-            f"'target-looker: the table changed while this batch was prepared (expected "
-            f"{inserted} inserted, {updated} updated; got ' || count(*) FILTER (WHERE inserted) "
-            f"|| ', ' || count(*) FILTER (WHERE NOT inserted) || '); nothing was written' "
-            f"AS integer) END FROM merged"
-        )
+        Always through the staging table: PostgresWarehouse's COPY-into-the-table path
+        needs COPY and a savepoint to fall back from, which one SQL Runner call lacks.
+        """
+        script = self._buffer
+        if script is None:
+            raise WarehouseError("merge must run inside transaction() on the SQL Runner path")
+        batch, rows = prepared.batch, prepared.payload
+        statements = self.staged_merge(batch)
+        predicted = self._predict(batch, rows)
+        if statements.truncate:
+            script.append(statements.truncate)
+        script.extend(statements.create_stage)
+        script.extend(insert_values(statements.stage, statements.stage_columns, rows))
+        if not statements.upsert:
+            script.append(bind(statements.write, statements.params))
+            return predicted
+        checked = select_from_upsert(statements.write, expect_merged(predicted))
+        script.append(bind(checked, statements.params))
+        if statements.confirm_presence:
+            script.append(statements.confirm_presence)
+        return predicted
 
     def _predict(self, batch: Batch, rows: list[tuple]) -> MergeCounts:
-        """Inserted/updated/skipped for an upsert of `rows`, from the stored keys and versions."""
+        """Inserted/updated/skipped for an upsert of `rows`, from the stored keys and versions.
+
+        The same decision the upsert's version guard makes (target_looker.merge), taken
+        before the script runs; `expect_merged` makes the script check it came true.
+        """
         if not batch.keys or batch.truncate_first or batch.load_method == APPEND_ONLY or not rows:
             return MergeCounts(inserted=len(rows))
         names = batch.column_names
-        key_positions = [names.index(k) for k in batch.keys]
         version_position = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None
-        types = {c.name: self.render_type(c.sql_type) for c in batch.columns}
-        stored: dict[int, str | None] = {}
-        target = self.qualified(batch.table)
-        aliases = [f"k{i}" for i in range(len(batch.keys))]
-        on = " AND ".join(
-            f"t.{self.quote(k)} = v.{a}" for k, a in zip(batch.keys, aliases, strict=True)
-        )
-        for start in range(0, len(rows), ROWS_PER_PREDICTION):
-            chunk = rows[start : start + ROWS_PER_PREDICTION]
-            values = ", ".join(
-                "("
-                + ", ".join(
-                    [str(start + n)]
-                    + [
-                        f"CAST({sql_literal(row[p])} AS {types[batch.keys[i]]})"
-                        for i, p in enumerate(key_positions)
-                    ]
-                )
-                + ")"
-                for n, row in enumerate(chunk)
-            )
-            found = self.run(
-                f"SELECT v.i, t.{self.quote(VERSION_COLUMN)} AS version FROM (VALUES {values}) "
-                f"AS v(i, {', '.join(aliases)}) JOIN {target} AS t ON {on}"
-            )
-            stored.update({int(r["i"]): r["version"] for r in found})
+        stored = self._stored_versions(batch, rows)
         inserted = updated = skipped = 0
         for index, row in enumerate(rows):
             if index not in stored:
@@ -426,3 +351,32 @@ class LookerSqlRunnerWarehouse(PostgresWarehouse):
             else:
                 skipped += 1
         return MergeCounts(inserted, updated, skipped)
+
+    def _stored_versions(self, batch: Batch, rows: list[tuple]) -> dict[int, str | None]:
+        """Row position -> stored `_ifs_objversion`, for the rows whose key is already stored."""
+        names = batch.column_names
+        key_positions = [names.index(k) for k in batch.keys]
+        types = [self.render_type(batch.columns[p].sql_type) for p in key_positions]
+        aliases = [f"k{i}" for i in range(len(batch.keys))]
+        on = " AND ".join(
+            f"t.{self.quote(k)} = v.{a}" for k, a in zip(batch.keys, aliases, strict=True)
+        )
+        head = f"SELECT v.i, t.{self.quote(VERSION_COLUMN)} AS version FROM (VALUES "
+        tail = f") AS v(i, {', '.join(aliases)}) JOIN {self.qualified(batch.table)} AS t ON {on}"
+        stored: dict[int, str | None] = {}
+        for start in range(0, len(rows), ROWS_PER_PREDICTION):
+            values = ", ".join(
+                "("
+                + ", ".join(
+                    [str(start + n)]
+                    + [
+                        f"CAST({sql_literal(row[p])} AS {sql_type})"
+                        for p, sql_type in zip(key_positions, types, strict=True)
+                    ]
+                )
+                + ")"
+                for n, row in enumerate(rows[start : start + ROWS_PER_PREDICTION])
+            )
+            found = self.run(head + values + tail)
+            stored.update({int(r["i"]): r["version"] for r in found})
+        return stored

@@ -2,6 +2,14 @@
 
 COPY is the only bulk path PostgreSQL offers to a client; `INSERT ... ON CONFLICT`
 then merges in one statement and reports inserted vs updated through `xmax`.
+
+Two layers, so that another transport can run the same SQL:
+- `PostgresDialect` is PostgreSQL's types and statements, whatever carries them.
+  `staged_merge(batch)` returns the statements that merge a batch through a staging
+  table (`StagedMerge`), as text; it never runs anything.
+- `PostgresWarehouse` carries them over psycopg: COPY into the staging table (or
+  straight into the table on an initial load), then the dialect's statements.
+  `LookerSqlRunnerWarehouse` carries the same statements through Looker's SQL Runner.
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -14,6 +22,7 @@ import contextlib
 import datetime
 import typing as t
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import msgspec
 import psycopg
@@ -22,6 +31,7 @@ from psycopg.conninfo import make_conninfo
 from target_looker.columns import SqlType
 from target_looker.warehouse.base import (
     APPEND_ONLY,
+    DELETED_AT_COLUMN,
     TABLE_VERSION_COLUMN,
     VERSION_COLUMN,
     Batch,
@@ -52,7 +62,7 @@ _PARSED = {
     "boolean": "boolean",
     "jsonb": "json",
 }
-_STAGE = "target_looker_stage"
+STAGE_TABLE = "target_looker_stage"  # a temp table, dropped at commit
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 # COPY options that read a row encoded as a JSON array without its brackets: strings
 # are quoted with JSON's \" and \\ escapes, null is unquoted, numbers stay exact text.
@@ -84,11 +94,164 @@ def copy_csv(rows: Sequence[tuple], tail: tuple = ()) -> bytes | None:
     return payload
 
 
-class PostgresWarehouse(Warehouse):
+# The statements ---------------------------------------------------------------------------------
+
+MERGED_INSERTED = "count(*) FILTER (WHERE inserted)"
+MERGED_UPDATED = "count(*) FILTER (WHERE NOT inserted)"
+
+
+@dataclass(frozen=True)
+class StagedMerge:
+    """The PostgreSQL statements that merge one batch through a staging table, as text.
+
+    Built from quoted identifiers and fixed fragments only; the batch's constant columns
+    are the parameters `$1..$n` of `write`, whose values are `params`. A transport runs,
+    inside one transaction: `truncate` (if set), each of `create_stage`, its own load of
+    the batch's rows into `stage` (columns `stage_columns`, in `Batch.columns` order),
+    `write`, then `confirm_presence` (if set).
+
+    `write` is a plain INSERT ... SELECT when `upsert` is False. Otherwise it is an
+    INSERT ... ON CONFLICT that applies the version guard and returns one row, with a
+    boolean `inserted`, per row it inserted or updated; `select_from_upsert` reads them.
+    """
+
+    target: str
+    stage: str
+    stage_columns: str
+    create_stage: tuple[str, ...]
+    write: str
+    params: tuple[t.Any, ...]
+    upsert: bool
+    truncate: str | None = None
+    confirm_presence: str | None = None
+
+
+def select_from_upsert(upsert: str, select: str) -> str:
+    """`SELECT select` over the rows an upsert returned (`MERGED_INSERTED`, `MERGED_UPDATED`)."""
+    return f"WITH merged AS ({upsert}) SELECT {select} FROM merged"
+
+
+def rows_changed(dml: str) -> str:
+    """A query whose one row `n` counts the rows an UPDATE or DELETE changed.
+
+    For transports that report no row counts (SQL Runner answers with result rows only).
+    """
+    return f"WITH changed AS ({dml} RETURNING 1) SELECT count(*) AS n FROM changed"
+
+
+class PostgresDialect(Warehouse):
+    """PostgreSQL's types and SQL, independent of the transport that runs them."""
+
     dialect = "postgresql"
     max_identifier_bytes = 63
     forbids_nul_in_text = True
     binary_collation = ' COLLATE "C"'
+
+    def render_type(self, sql_type: SqlType) -> str:
+        if sql_type.kind == "varchar":
+            return f"VARCHAR({sql_type.length})"
+        return _TYPES[sql_type.kind]
+
+    def parse_type(self, data_type: str, length: int | None, scale: int | None) -> SqlType:
+        kind = _PARSED.get(data_type, data_type)
+        if kind == "varchar":
+            return SqlType("varchar", length=length) if length else SqlType("text")
+        return SqlType(kind)
+
+    def effective_type(self, wanted: SqlType) -> SqlType:
+        # NUMERIC without a typmod keeps every digit it is given.
+        return SqlType("numeric") if wanted.kind == "numeric" else wanted
+
+    def is_digits(self, expression: str) -> str:
+        return f"{expression} ~ '^[0-9]+$'"
+
+    def primary_key(self, table: TableRef) -> list[str]:
+        rows = self.fetchall(
+            "SELECT a.attname FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass "
+            "AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            (table.schema, table.name),
+        )
+        return [r[0] for r in rows]
+
+    def prepare(self, batch: Batch) -> Prepared:
+        """JSON columns become JSON text; every other value is loaded as it is."""
+        json_positions = [i for i, c in enumerate(batch.columns) if c.sql_type.kind == "json"]
+        if not json_positions:
+            return Prepared(batch, batch.rows)
+        rows = []
+        for row in batch.rows:
+            values = list(row)
+            for i in json_positions:
+                if values[i] is not None:
+                    values[i] = _json_encode(values[i]).decode()
+            rows.append(tuple(values))
+        return Prepared(batch, rows)
+
+    def staged_merge(self, batch: Batch) -> StagedMerge:
+        """The statements that merge `batch` once its rows are in the staging table."""
+        q = self.quote
+        target, stage = self.qualified(batch.table), q(STAGE_TABLE)
+        staged = ", ".join(q(c) for c in batch.column_names)
+        columns = ", ".join(q(c) for c in batch.all_names)
+        constants, params = self.constant_sql(batch)
+        select = ", ".join([staged, *constants])
+        upsert = bool(batch.keys) and batch.load_method != APPEND_ONLY
+        return StagedMerge(
+            target=target,
+            stage=stage,
+            stage_columns=staged,
+            create_stage=(
+                f"DROP TABLE IF EXISTS {stage}",
+                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
+                f"SELECT {staged} FROM {target} WITH NO DATA",
+            ),
+            write=(
+                self._upsert_sql(batch, target, columns, select, stage)
+                if upsert
+                else f"INSERT INTO {target} ({columns}) SELECT {select} FROM {stage}"
+            ),
+            params=tuple(params),
+            upsert=upsert,
+            truncate=f"DELETE FROM {target}" if batch.truncate_first else None,
+            confirm_presence=(
+                self._confirm_presence_sql(batch, target, stage)
+                if upsert and TABLE_VERSION_COLUMN in batch.column_names
+                else None
+            ),
+        )
+
+    def _upsert_sql(self, batch: Batch, target: str, columns: str, select: str, stage: str) -> str:
+        """INSERT ... ON CONFLICT under the version guard; `inserted` says insert or update."""
+        q = self.quote
+        keys = ", ".join(q(k) for k in batch.keys)
+        updates = ", ".join(
+            f"{q(c)} = EXCLUDED.{q(c)}" for c in batch.all_names if c not in batch.keys
+        )
+        version = q(VERSION_COLUMN)
+        guard = self.version_guard(f"EXCLUDED.{version}", f"t.{version}")
+        return (
+            f"INSERT INTO {target} AS t ({columns}) SELECT {select} FROM {stage} "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {guard} "
+            f"RETURNING (t.xmax = 0) AS inserted"
+        )
+
+    def _confirm_presence_sql(self, batch: Batch, target: str, stage: str) -> str:
+        """Rows skipped as older still exist in IFS: keep them out of ACTIVATE_VERSION's reach."""
+        tv, deleted = self.quote(TABLE_VERSION_COLUMN), self.quote(DELETED_AT_COLUMN)
+        return (
+            f"UPDATE {target} AS t SET {tv} = s.{tv}, {deleted} = NULL "
+            f"FROM {stage} AS s WHERE {self.key_match('t', 's', batch.keys)} "
+            f"AND s.{tv} IS NOT NULL AND (t.{tv} IS NULL OR t.{tv} < s.{tv})"
+        )
+
+
+# The psycopg transport ---------------------------------------------------------------------------
+
+
+class PostgresWarehouse(PostgresDialect):
+    """PostgreSQL over psycopg 3: COPY for the rows, the dialect's statements for the merge."""
 
     def __init__(self, url) -> None:
         super().__init__(url.set(drivername="postgresql+psycopg"))
@@ -149,21 +312,6 @@ class PostgresWarehouse(Warehouse):
         with self.conn.transaction():
             yield
 
-    def render_type(self, sql_type: SqlType) -> str:
-        if sql_type.kind == "varchar":
-            return f"VARCHAR({sql_type.length})"
-        return _TYPES[sql_type.kind]
-
-    def parse_type(self, data_type: str, length: int | None, scale: int | None) -> SqlType:
-        kind = _PARSED.get(data_type, data_type)
-        if kind == "varchar":
-            return SqlType("varchar", length=length) if length else SqlType("text")
-        return SqlType(kind)
-
-    def effective_type(self, wanted: SqlType) -> SqlType:
-        # NUMERIC without a typmod keeps every digit it is given.
-        return SqlType("numeric") if wanted.kind == "numeric" else wanted
-
     def note_table_state(self, table: TableRef) -> None:
         empty = not self.fetchall(f"SELECT 1 FROM {self.qualified(table)} LIMIT 1")
         if empty:
@@ -171,33 +319,7 @@ class PostgresWarehouse(Warehouse):
         else:
             self._may_be_new.discard(table)
 
-    def is_digits(self, expression: str) -> str:
-        return f"{expression} ~ '^[0-9]+$'"
-
-    def primary_key(self, table: TableRef) -> list[str]:
-        rows = self.fetchall(
-            "SELECT a.attname FROM pg_index i "
-            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            "WHERE i.indrelid = (quote_ident($1) || '.' || quote_ident($2))::regclass "
-            "AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-            (table.schema, table.name),
-        )
-        return [r[0] for r in rows]
-
     # Loading ------------------------------------------------------------------------
-
-    def prepare(self, batch: Batch) -> Prepared:
-        json_positions = [i for i, c in enumerate(batch.columns) if c.sql_type.kind == "json"]
-        if not json_positions:
-            return Prepared(batch, batch.rows)
-        rows = []
-        for row in batch.rows:
-            values = list(row)
-            for i in json_positions:
-                if values[i] is not None:
-                    values[i] = _json_encode(values[i]).decode()
-            rows.append(tuple(values))
-        return Prepared(batch, rows)
 
     def _copy(
         self, cur: psycopg.Cursor, table_sql: str, columns: str, rows: list[tuple], tail: tuple = ()
@@ -224,15 +346,16 @@ class PostgresWarehouse(Warehouse):
                     write_row(row + tail)
 
     def merge(self, prepared: Prepared) -> MergeCounts:
-        batch = prepared.batch
-        if batch.truncate_first:
-            self.execute(f"DELETE FROM {self.qualified(batch.table)}")
-            self._may_be_new.add(batch.table)
-        if batch.table in self._may_be_new or not batch.keys or batch.load_method == APPEND_ONLY:
+        statements = self.staged_merge(prepared.batch)
+        table = prepared.batch.table
+        if statements.truncate:
+            self.execute(statements.truncate)
+            self._may_be_new.add(table)
+        if table in self._may_be_new or not statements.upsert:
             counts = self._copy_direct(prepared)
             if counts is not None:
                 return counts
-        return self._stage_and_merge(prepared)
+        return self._stage_and_merge(prepared, statements)
 
     def _copy_direct(self, prepared: Prepared) -> MergeCounts | None:
         """COPY straight into the table: right for appends, and for upserts of keys the
@@ -252,55 +375,18 @@ class PostgresWarehouse(Warehouse):
             return None
         return MergeCounts(inserted=len(prepared.payload))
 
-    def _stage_and_merge(self, prepared: Prepared) -> MergeCounts:
-        batch = prepared.batch
-        target = self.qualified(batch.table)
-        staged = ", ".join(self.quote(c) for c in batch.column_names)
-        columns = ", ".join(self.quote(c) for c in batch.all_names)
-        constants, params = self.constant_sql(batch)
-        select = ", ".join([staged, *constants])
-        stage = self.quote(_STAGE)
+    def _stage_and_merge(self, prepared: Prepared, statements: StagedMerge) -> MergeCounts:
+        params = statements.params or None
         with self.conn.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {stage}")
-            cur.execute(
-                f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS "
-                f"SELECT {staged} FROM {target} WITH NO DATA"
-            )
-            self._copy(cur, stage, staged, prepared.payload)
-            if not batch.keys or batch.load_method == APPEND_ONLY:
-                cur.execute(
-                    f"INSERT INTO {target} ({columns}) SELECT {select} FROM {stage}", params or None
-                )
+            for sql in statements.create_stage:
+                cur.execute(sql)
+            self._copy(cur, statements.stage, statements.stage_columns, prepared.payload)
+            if not statements.upsert:
+                cur.execute(statements.write, params)
                 return MergeCounts(inserted=cur.rowcount)
-            cur.execute(self._upsert_sql(batch, target, stage, columns, select), params or None)
+            counts = f"{MERGED_INSERTED}, {MERGED_UPDATED}"
+            cur.execute(select_from_upsert(statements.write, counts), params)
             inserted, updated = cur.fetchone()
-            if TABLE_VERSION_COLUMN in batch.column_names:
-                self._confirm_presence(cur, batch, target, stage)
+            if statements.confirm_presence:
+                cur.execute(statements.confirm_presence)
         return MergeCounts(inserted, updated, len(prepared.payload) - inserted - updated)
-
-    def _upsert_sql(self, batch: Batch, target: str, stage: str, columns: str, select: str) -> str:
-        keys = ", ".join(self.quote(k) for k in batch.keys)
-        updates = ", ".join(
-            f"{self.quote(c)} = EXCLUDED.{self.quote(c)}"
-            for c in batch.all_names
-            if c not in batch.keys
-        )
-        version = self.quote(VERSION_COLUMN)
-        guard = self.version_guard(f"EXCLUDED.{version}", f"t.{version}")
-        return (
-            f"WITH merged AS (INSERT INTO {target} AS t ({columns}) "
-            f"SELECT {select} FROM {stage} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {guard} "
-            f"RETURNING (t.xmax = 0) AS inserted) "
-            f"SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
-            f"FROM merged"
-        )
-
-    def _confirm_presence(self, cur: psycopg.Cursor, batch: Batch, target: str, stage: str) -> None:
-        """Rows skipped as older still exist in IFS: keep them out of ACTIVATE_VERSION's reach."""
-        tv = self.quote(TABLE_VERSION_COLUMN)
-        cur.execute(
-            f"UPDATE {target} AS t SET {tv} = s.{tv}, {self.quote('_sdc_deleted_at')} = NULL "
-            f"FROM {stage} AS s WHERE {self.key_match('t', 's', batch.keys)} "
-            f"AND s.{tv} IS NOT NULL AND (t.{tv} IS NULL OR t.{tv} < s.{tv})"
-        )

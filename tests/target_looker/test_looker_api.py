@@ -23,7 +23,6 @@ from target_looker.looker_api import (
     LookerClient,
     LookerCredentials,
     LookerSqlError,
-    relogin_margin,
 )
 
 SECRET = "looker-sandbox-secret"
@@ -71,26 +70,25 @@ def test_one_login_serves_many_requests_and_logout_ends_it(sandbox: LookerSandbo
     ]
 
 
-def test_relogin_margin_is_60_seconds_or_a_tenth_of_short_lifetimes() -> None:
-    assert relogin_margin(3600) == 60
-    assert relogin_margin(180) == 18
-    assert relogin_margin(2) == pytest.approx(0.2)
+def test_tokens_expiring_every_second_are_renewed_during_a_long_session(tmp_path) -> None:
+    from ifs_looker_sandboxes.clock import ManualClock
+    from tests.sandboxes import running_looker
 
-
-def test_tokens_expiring_every_second_are_renewed_during_a_long_session(
-    sandbox: LookerSandbox,
-) -> None:
-    sandbox.update_config(token_lifetime=1)
-    client = client_for(sandbox)
-    deadline = time.monotonic() + 2.4
-    calls = 0
-    while time.monotonic() < deadline:
-        assert client.datagroups()
-        calls += 1
-        time.sleep(0.05)
-    client.close()
-    assert client.login_count >= 3
-    assert calls > 10
+    # one manual clock drives both sides: the sandbox expires tokens by it, the client renews by it
+    clock = ManualClock()
+    config = LookerConfig(
+        connections={"local": f"duckdb:///{tmp_path / 'w.duckdb'}"}, token_lifetime=1
+    )
+    with running_looker(config, time_source=clock) as sandbox:
+        client = client_for(sandbox, clock=clock.monotonic, sleep=clock.sleep)
+        for _ in range(20):  # 5 s of session, a call every 0.25 s
+            assert client.datagroups()
+            clock.advance(0.25)
+        client.close()
+    # renewed 0.1 s before each expiry (a tenth of the lifetime): at 0, 1, 2, 3 and 4 s
+    assert client.login_count == 5
+    assert [r.status for r in sandbox.requests("GET", "/datagroups")] == [200] * 20
+    assert len(sandbox.requests("POST", "/login")) == 5
 
 
 def test_a_401_logs_in_again_and_resends_once(sandbox: LookerSandbox) -> None:
@@ -132,6 +130,17 @@ def test_giving_up_names_the_request_and_last_status(sandbox: LookerSandbox) -> 
     assert "GET /datagroups" in message
     assert "after 3 attempts" in message
     assert len(sandbox.request_log) == 3  # login attempts are part of the first send
+
+
+def test_an_explicit_login_that_never_gets_an_answer_names_the_login(
+    sandbox: LookerSandbox,
+) -> None:
+    sandbox.update_config(rate_5xx=1.0)
+    client = client_for(sandbox, policy=RetryPolicy(max_retries=1, base_seconds=0.01))
+    with pytest.raises(LookerAPIError) as caught:
+        client.login()
+    assert str(caught.value).startswith("Looker API POST /login failed: HTTP 0: Gave up on POST")
+    assert client.login_count == 0
 
 
 def test_wrong_credentials_fail_clearly_without_the_secret(sandbox: LookerSandbox) -> None:

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
-from target_looker.columns import BIGINT, TEXT, Column
+from target_looker.columns import BIGINT, TEXT, TIMESTAMPTZ, Column
 from target_looker.looker_api import LookerSqlError
 from target_looker.refresh import LookerSettings
 from target_looker.target import TargetLooker
@@ -348,6 +348,31 @@ def test_a_batch_is_all_or_nothing_when_another_writer_interferes(
     assert (counts.inserted, counts.updated, counts.skipped) == (1, 1, 0)
     rows = warehouse.fetchall(f'SELECT id, note FROM "{schema_name}".t ORDER BY id')
     assert rows == [(1, "one"), (2, "two")]
+    warehouse.close()
+
+
+def test_retiring_old_versions_reports_how_many_rows_it_changed(looker: LookerSandbox) -> None:
+    settings = LookerSettings.from_config(runner_config(looker, "unused"))
+    warehouse = LookerSqlRunnerWarehouse(settings)
+    warehouse.connect()
+    schema_name = f"v_{uuid.uuid4().hex[:8]}"
+    table = TableRef(schema_name, "t")
+    columns = [
+        Column("id", BIGINT),
+        Column("_sdc_table_version", BIGINT),
+        Column("_sdc_deleted_at", TIMESTAMPTZ),
+    ]
+    warehouse.ensure_schema(schema_name)
+    warehouse.create_table(table, columns, ["id"])
+    rows = [(1, 1, None), (2, 1, None), (3, 2, None), (4, None, None)]
+    with warehouse.transaction():
+        warehouse.merge(Prepared(Batch(table, columns, rows, ["id"], "append-only"), rows))
+    when = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
+    with warehouse.transaction():  # the target retires inside a transaction; the count is real
+        assert warehouse.retire_old_versions(table, 2, hard_delete=False, deleted_at=when) == 3
+    assert warehouse.retire_old_versions(table, 2, hard_delete=False, deleted_at=when) == 0
+    assert warehouse.retire_old_versions(table, 2, hard_delete=True, deleted_at=None) == 3
+    assert warehouse.fetchall(f'SELECT id, _sdc_deleted_at FROM "{schema_name}".t') == [(3, None)]
     warehouse.close()
 
 

@@ -1,4 +1,11 @@
-"""PostgreSQL's bulk path: rows encoded once per batch for COPY, read back exactly."""
+"""PostgreSQL's bulk path and statements.
+
+Rows are encoded once per batch for COPY and read back exactly; the dialect hands out
+the merge's statements as text, which the psycopg and SQL Runner transports both run.
+"""
+
+# Test SQL names the tests' own tables; expected statements are compared, never run.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from target_looker.columns import BIGINT, TEXT, Column
 from target_looker.warehouse import postgres
+from target_looker.warehouse.base import Batch, TableRef
 from target_looker.warehouse.postgres import COPY_CSV_OPTIONS, PostgresWarehouse, copy_csv
 
 D = decimal.Decimal
@@ -58,7 +67,7 @@ def load(conn: psycopg.Connection, name: str, payload: bytes) -> list[tuple]:
         cur.copy(f"COPY {name} ({NAMES}) FROM STDIN {COPY_CSV_OPTIONS}") as c,
     ):
         c.write(payload)
-    return conn.execute(f"SELECT {NAMES} FROM {name} ORDER BY i").fetchall()  # noqa: S608
+    return conn.execute(f"SELECT {NAMES} FROM {name} ORDER BY i").fetchall()
 
 
 def test_text_decimals_and_nulls_survive_copy_exactly(table) -> None:
@@ -99,7 +108,7 @@ def test_dates_times_booleans_and_json_text(table) -> None:
     assert payload is not None
     first, second = load(conn, name, payload)
     assert first[3:7] == (datetime.date(2026, 1, 31), when, datetime.time(23, 59, 58), True)
-    json_text = conn.execute(f"SELECT j->>'a', j->>'n' FROM {name} WHERE i = 1").fetchone()  # noqa: S608
+    json_text = conn.execute(f"SELECT j->>'a', j->>'n' FROM {name} WHERE i = 1").fetchone()
     assert json_text == ('say "hi"\nbye', "1.10")
     assert second[4] == datetime.datetime(2026, 2, 1, tzinfo=UTC)
     assert second[6] is False and second[8] is None
@@ -123,7 +132,7 @@ def test_the_per_value_path_loads_what_csv_cannot(table, pg_database: str) -> No
             warehouse._copy(cur, name, NAMES, rows, ("run-2",))
     finally:
         warehouse.close()
-    (got,) = conn.execute(f"SELECT t, n::text, run FROM {name}").fetchall()  # noqa: S608
+    (got,) = conn.execute(f"SELECT t, n::text, run FROM {name}").fetchall()
     assert got == ("new\nline\ttab\\", "NaN", "run-2")
 
 
@@ -140,5 +149,53 @@ def test_a_batch_switches_to_the_per_value_path_at_the_chunk_that_needs_it(
             warehouse._copy(cur, name, NAMES, rows, ("run-3",))
     finally:
         warehouse.close()
-    got = conn.execute(f"SELECT t, n, i, run FROM {name} ORDER BY i").fetchall()  # noqa: S608
+    got = conn.execute(f"SELECT t, n, i, run FROM {name} ORDER BY i").fetchall()
     assert got == [(text, D(i) / 100, i, "run-3") for i, text in enumerate(texts)]
+
+
+# the dialect's statements ------------------------------------------------------------------------
+
+
+def merge_batch(load_method: str, columns: list[Column], keys: list[str]) -> Batch:
+    run = Column("_load_run_id", TEXT)
+    table = TableRef('odd "schema"', "t")
+    return Batch(table, columns, [], keys, load_method, constants=[(run, "run-1")])
+
+
+def test_an_upsert_is_staged_then_guarded_and_reports_inserted_per_row() -> None:
+    dialect = PostgresWarehouse(make_url("postgresql://nobody@127.0.0.1/none"))  # never connects
+    columns = [Column("id", BIGINT), Column("_ifs_objversion", TEXT)]
+    columns.append(Column("_sdc_table_version", BIGINT))
+    statements = dialect.staged_merge(merge_batch("upsert", columns, ["id"]))
+    assert statements.upsert
+    assert statements.target == '"odd ""schema"""."t"'
+    assert statements.stage_columns == '"id", "_ifs_objversion", "_sdc_table_version"'
+    assert statements.create_stage[-1].startswith('CREATE TEMP TABLE "target_looker_stage"')
+    assert statements.write.startswith(f"INSERT INTO {statements.target} AS t (")
+    assert 'CAST($1 AS TEXT) FROM "target_looker_stage" ON CONFLICT ("id") DO UPDATE' in (
+        statements.write
+    )
+    assert statements.write.endswith("RETURNING (t.xmax = 0) AS inserted")
+    assert statements.params == ("run-1",)
+    assert statements.truncate is None
+    assert statements.confirm_presence is not None
+    assert statements.confirm_presence.startswith(f"UPDATE {statements.target} AS t SET")
+    counted = postgres.select_from_upsert(statements.write, postgres.MERGED_INSERTED)
+    assert counted == (
+        f"WITH merged AS ({statements.write}) SELECT count(*) FILTER (WHERE inserted) FROM merged"
+    )
+
+
+def test_appends_and_keyless_tables_are_one_insert_select() -> None:
+    dialect = PostgresWarehouse(make_url("postgresql://nobody@127.0.0.1/none"))
+    for method, keys in (("append-only", ["id"]), ("upsert", [])):
+        statements = dialect.staged_merge(merge_batch(method, [Column("id", BIGINT)], keys))
+        assert not statements.upsert
+        assert statements.write == (
+            f'INSERT INTO {statements.target} ("id", "_load_run_id") '
+            'SELECT "id", CAST($1 AS TEXT) FROM "target_looker_stage"'
+        )
+        assert statements.confirm_presence is None
+    batch = merge_batch("overwrite", [Column("id", BIGINT)], ["id"])
+    batch.truncate_first = True
+    assert dialect.staged_merge(batch).truncate == f"DELETE FROM {statements.target}"
