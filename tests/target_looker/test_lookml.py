@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
-from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import DEFAULT_MODEL, LookerConfig
 from target_looker.columns import SqlType
 from target_looker.looker_api import LookerClient, LookerCredentials
 from target_looker.lookml import (
@@ -40,6 +40,7 @@ from target_looker.lookml import (
     write_model,
 )
 from target_looker.warehouse import open_warehouse
+from tests.sandboxes import running_ifs_cloud, running_looker
 
 BIN = Path(sys.executable).parent
 TEXT, NUM, DATE, TS = SqlType("text"), SqlType("numeric"), SqlType("date"), SqlType("timestamptz")
@@ -313,7 +314,7 @@ def ifs() -> IfsCloudSandbox:
         orders_per_company=3,
         invoices_per_company=3,
     )
-    with IfsCloudSandbox(config) as sandbox:
+    with running_ifs_cloud(config) as sandbox:
         yield sandbox
 
 
@@ -444,7 +445,7 @@ def test_generated_lookml_passes_the_looker_sandbox_project_validation(
     ]
     write_model(build_model(specs, connection="wh"), tmp_path / "project")
     config = LookerConfig(connections={"wh": f"duckdb:///{tmp_path / 'w.duckdb'}"})
-    with LookerSandbox(config, lookml_dirs={"ifs_cloud": tmp_path / "project"}) as looker:
+    with running_looker(config, lookml_dirs={DEFAULT_MODEL: tmp_path / "project"}) as looker:
         credentials = LookerCredentials(looker.base_url, "looker-sandbox", "looker-sandbox-secret")
         with LookerClient(credentials) as client:
             assert client.validate_project("ifs_cloud")["errors"] == []

@@ -12,12 +12,11 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from ifs_looker_core import encrypted_settings
-from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
+from ifs_looker_sandboxes.looker import LookerSandbox
 from target_looker.refresh import (
     LookerSettings,
     LookerSettingsError,
@@ -30,12 +29,8 @@ from .singer_io import lines, query, record, schema, state
 
 
 @pytest.fixture
-def looker(tmp_path) -> Iterator[LookerSandbox]:
-    config = LookerConfig(connections={"local": f"duckdb:///{tmp_path / 'l.duckdb'}"})
-    with LookerSandbox(config) as sandbox:
-        yield sandbox
-    assert sandbox.request_problems() == []
-    assert sandbox.response_problems == []
+def looker(looker_sandbox: LookerSandbox) -> LookerSandbox:
+    return looker_sandbox
 
 
 def looker_config(sandbox: LookerSandbox, **extra: object) -> dict:

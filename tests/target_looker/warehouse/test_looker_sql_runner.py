@@ -34,6 +34,7 @@ from target_looker.warehouse.looker_sql_runner import (
     bind,
     sql_literal,
 )
+from tests.sandboxes import running_looker
 
 from ..singer_io import record, schema, state
 
@@ -114,10 +115,8 @@ def test_bind_replaces_parameters_only_outside_quotes() -> None:
 
 @pytest.fixture
 def looker(pg_database: str) -> Iterator[LookerSandbox]:
-    with LookerSandbox(LookerConfig(connections={"warehouse": pg_database})) as sandbox:
+    with running_looker(LookerConfig(connections={"warehouse": pg_database})) as sandbox:
         yield sandbox
-    assert sandbox.request_problems() == []
-    assert sandbox.response_problems == []
 
 
 def runner_config(looker: LookerSandbox, schema_name: str, **extra: object) -> dict:
