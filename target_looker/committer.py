@@ -6,16 +6,19 @@ a job's STATE is emitted (by `on_committed`, on this thread) only after the job 
 committed, so STATE never runs ahead of the data, and is not held back until the next
 input line arrives. A job is handed over only once the previous one has finished, so
 at most two batches are in memory: the one loading and the one being read.
+
+After a job fails, no later job runs and no STATE is emitted: the failure is raised in
+the main thread (`raise_if_failed`, and by the next `submit`), so the process exits
+non-zero and Meltano keeps the last committed bookmark.
 """
 
 from __future__ import annotations
 
-import collections
 import queue
 import threading
 import typing as t
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -24,11 +27,8 @@ class Job:
 
     run: Callable[[], t.Any]
     state: dict | None = None
-    result: t.Any = None
-    error: BaseException | None = None
-    skipped: bool = False
-    closed: bool = False  # its STATE can no longer change
-    done: threading.Event = field(default_factory=threading.Event)
+    result: t.Any = None  # what `run` returned, for `on_committed`
+    closed: bool = False  # committed: its STATE can no longer change
 
 
 class Committer:
@@ -37,7 +37,6 @@ class Committer:
     def __init__(self, on_committed: Callable[[Job], None]) -> None:
         self._on_committed = on_committed
         self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=1)
-        self._finished: collections.deque[Job] = collections.deque()
         self._failed: BaseException | None = None
         self._stopping = False
         self._idle = threading.Event()
@@ -51,24 +50,20 @@ class Committer:
             try:
                 if job is None:
                     return
-                if self._failed is not None or self._stopping:
-                    job.skipped = True
-                else:
+                if self._failed is None and not self._stopping:
                     try:
                         job.result = job.run()
                         with self._lock:
                             job.closed = True
                         self._on_committed(job)
                     except BaseException as exc:  # re-raised in the main thread
-                        job.error = exc
                         self._failed = exc
-                self._finished.append(job)
-                job.done.set()
             finally:
                 self._queue.task_done()
                 self._idle.set()
 
     def submit(self, job: Job) -> None:
+        """Queue `job` once the previous one has finished (raises an earlier failure)."""
         self.raise_if_failed()
         if self._thread is None:
             self._thread = threading.Thread(
@@ -83,11 +78,11 @@ class Committer:
         self._queue.put(job)
 
     def attach_state(self, state: dict) -> bool:
-        """Let the last submitted job, if not yet done, carry a newer STATE.
+        """Let the last submitted job, if not yet committed, carry a newer STATE.
 
         For a STATE that became safe with nothing buffered: it is safe as soon as the
         jobs already submitted have committed, so it rides on the last of them instead
-        of making the reader wait for it.
+        of making the reader wait for it. False: nothing is in flight (or a job failed).
         """
         with self._lock:
             job = self._last
@@ -95,17 +90,6 @@ class Committer:
                 return False
             job.state = state
             return True
-
-    def finished(self) -> list[Job]:
-        """Jobs completed since the last call, in order (main thread)."""
-        jobs = []
-        while self._finished:
-            jobs.append(self._finished.popleft())
-        return jobs
-
-    @property
-    def has_finished(self) -> bool:
-        return bool(self._finished)
 
     def wait_idle(self) -> None:
         """Block until every submitted job has run (the connection is then free)."""

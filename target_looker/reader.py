@@ -46,8 +46,8 @@ def _snippet(line: str | bytes) -> str:
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
 
 
-class FastSingerReader(GenericSingerReader[str]):
-    """Reads Singer lines (bytes or str).
+class FastSingerReader(GenericSingerReader[bytes]):
+    """Reads Singer lines as bytes from stdin (any text or binary file given works too).
 
     RECORD callbacks receive `(RecordEnvelope, has_nul)`: whether the line holds `\\u0000`.
     """
@@ -56,7 +56,7 @@ class FastSingerReader(GenericSingerReader[str]):
     on_error: Callable[[BaseException], None] | None = None
 
     @property
-    def default_input(self) -> t.IO:
+    def default_input(self) -> t.IO[bytes]:
         return open(sys.stdin.fileno(), "rb", buffering=_READ_BUFFER, closefd=False)
 
     def deserialize_json(self, line: str | bytes) -> dict:

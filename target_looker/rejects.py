@@ -28,6 +28,7 @@ from target_looker.warehouse.base import TableRef
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from target_looker.load_session import LoadSession
     from target_looker.warehouse.base import Warehouse
 
 
@@ -115,9 +116,9 @@ def replay(
     config: dict, *, stream: str | None = None, run_id: str | None = None, dry_run: bool = False
 ) -> ReplayResult:
     """Retry pending rejects through a target run with `config`; mark them replayed."""
-    probe = TargetLooker(config=config)
-    schema = probe.target_schema
-    warehouse = open_warehouse(probe.warehouse_url)
+    settings = TargetLooker(config=config).session  # the settings as the target reads them
+    schema = settings.target_schema
+    warehouse = open_warehouse(settings.warehouse_url)
     warehouse.connect()
     try:
         rejects = pending_rejects(warehouse, schema, stream=stream, run_id=run_id)
@@ -130,23 +131,24 @@ def replay(
     target = TargetLooker(config=config)
     with contextlib.redirect_stdout(io.StringIO()):
         target.listen(io.StringIO(text))
-    return ReplayResult(len(rejects), _mark_replayed(config, target, rejects), target.run_id)
+    run = target.session
+    return ReplayResult(len(rejects), _mark_replayed(run, rejects), run.run_id)
 
 
-def _mark_replayed(config: dict, target: t.Any, rejects: list[PendingReject]) -> int:
-    """Stamp the replayed rejects; returns how many the replay run rejected again."""
-    warehouse = open_warehouse(target.warehouse_url)
+def _mark_replayed(run: LoadSession, rejects: list[PendingReject]) -> int:
+    """Stamp the replayed rejects with the replay `run`; returns how many it rejected again."""
+    warehouse = open_warehouse(run.warehouse_url)
     warehouse.connect()
-    table = warehouse.qualified(TableRef(target.target_schema, REJECTS.name))
+    table = warehouse.qualified(TableRef(run.target_schema, REJECTS.name))
     try:
         with warehouse.transaction():
             warehouse.executemany(
                 f"UPDATE {table} SET replayed_at = $1, replay_run_id = $2 WHERE reject_id = $3",
-                [(now(), target.run_id, r.reject_id) for r in rejects],
+                [(now(), run.run_id, r.reject_id) for r in rejects],
             )
         [(again,)] = warehouse.fetchall(
             f"SELECT count(*) FROM {table} WHERE run_id = $1",
-            (target.run_id,),
+            (run.run_id,),
         )
     finally:
         warehouse.close()

@@ -233,23 +233,29 @@ class LookerSink(BatchSink):
     def get_validator(self) -> None:
         return None  # validation is the typed decode in `add`
 
+    @property
+    def include_sdc_metadata_properties(self) -> bool:
+        """Never the SDK's metadata: the target writes its own columns (`METADATA_ORDER`)
+        whatever `add_record_metadata` says, so the setting is not offered either."""
+        return False
+
     # Setup --------------------------------------------------------------------------
 
     def setup(self) -> None:
         target = self.target
-        warehouse = target.warehouse
+        warehouse, audit = target.session.idle_connection()
         self.plan = plan_table(
             self.stream_name,
             self.original_schema,
             self.key_properties,
-            target_schema=target.target_schema,
+            target_schema=target.session.target_schema,
             column_naming=target.config.get("column_naming", naming.SNAKE_CASE),
             warehouse=warehouse,
         )
         self.load_method = target.config.get("load_method") or UPSERT
         ensure_table(warehouse, self.plan, self.load_method)
         warehouse.note_table_state(self.plan.table)
-        target.audit.record_stream(
+        audit.record_stream(
             self.stream_name,
             self.plan.table.name,
             self.original_schema,
@@ -287,11 +293,8 @@ class LookerSink(BatchSink):
         self._received_at: datetime.datetime | None = None
 
     @property
-    def pending(self) -> int:
-        return self._records_in
-
-    @property
     def current_size(self) -> int:
+        """Records buffered in the open batch, rejects included (the SDK's name)."""
         return self._records_in
 
     def _start_batch(self, seq: int) -> None:
@@ -303,7 +306,7 @@ class LookerSink(BatchSink):
         values = {
             "_sdc_received_at": self._received_at,
             "_sdc_batched_at": datetime.datetime.now(tz=_UTC),
-            "_load_run_id": self.target.run_id,
+            "_load_run_id": self.target.session.run_id,
             "_load_batch_id": self._batch_id,
         }
         return [(c, values.get(c.name)) for c in self.plan.constant_columns]
@@ -417,7 +420,12 @@ class LookerSink(BatchSink):
         self.target.commit_sink(self)
 
     def take_batch(self, truncate_first: bool) -> BatchWork:
-        """Hand the buffered batch over for loading and start an empty one."""
+        """Hand the buffered batch over for loading and start an empty one.
+
+        The SDK's record counter (`record_count` metric) is counted here, once per batch:
+        the hot path stays free of it.
+        """
+        self.record_counter_metric.increment(self._records_in)
         rows, raws = self._rows, self._raws
         transposed = list(zip(*rows, strict=True)) if rows else []
         rows, kept = self._drop_overlong(rows, transposed)
@@ -442,7 +450,7 @@ class LookerSink(BatchSink):
                 constants=self._constants(),
             ),
             stream=self.stream_name,
-            run_id=self.target.run_id,
+            run_id=self.target.session.run_id,
             batch_id=t.cast("str", self._batch_id),
             records_in=self._records_in,
             superseded=superseded,

@@ -4,46 +4,71 @@ STATE semantics: a STATE message is emitted only once every record received befo
 it is committed, right after the batch that made it safe (not only at the end). A
 failed write raises, so the process exits non-zero without newer state, and the
 next run replays from the last committed bookmark.
+
+The parts, one job each:
+- `TargetLooker` (here): settings, and routing Singer messages to sinks; decides when
+  a sink's batch is committed.
+- `StateLedger` (state_ledger.py): which STATE is safe after which commits.
+- `LoadSession` (load_session.py): the run in the warehouse: connection, audit rows,
+  the loader thread that commits batches and emits STATE, the Looker step, failures.
+- `LookerSink` (sinks.py): one stream's records decoded into rows and batches.
+- `SingerTargetAdapter` (sdk_adapter.py): the SDK's private hooks, in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import math
-import sys
+import time
 import typing as t
-import uuid
 
-import msgspec
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import SameRecordTransform
-from singer_sdk.target_base import Target
 
 from ifs_looker_core import encrypted_settings
 from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from target_looker import naming
-from target_looker.audit import AuditLog, BatchAudit, now
-from target_looker.committer import Committer, Job
-from target_looker.lookml import generate_lookml
+from target_looker.load_session import WRITE_PATHS, LoadSession, uses_sql_runner
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
-from target_looker.refresh import LookerSettings, LookerSettingsError, refresh_after_load
+from target_looker.refresh import LookerSettings, LookerSettingsError
+from target_looker.sdk_adapter import SingerTargetAdapter
 from target_looker.sinks import LookerSink
-from target_looker.warehouse import Warehouse, default_url, open_warehouse
-from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT
-from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
+from target_looker.state_ledger import StateLedger
+from target_looker.warehouse import default_url
+from target_looker.warehouse.base import LOAD_METHODS, UPSERT
 
 if t.TYPE_CHECKING:
-    from types import FrameType
+    from collections.abc import Mapping
 
 DEFAULT_BATCH_SIZE_ROWS = 10_000
-WRITE_PATHS = ("warehouse", "looker_sql_runner")
-_encode_state = msgspec.json.Encoder(decimal_format="number").encode
+# Buffered records older than this are committed even if their batch is not full
+# (the SDK's rule for targets, five minutes), checked every 1,000 records.
+MAX_BUFFER_AGE_SECONDS = 300.0
+# SDK built-in settings this target does not honour, and why: `--about` leaves them out
+# and a config that sets one gets a warning.
+UNSUPPORTED_BUILTIN_SETTINGS = {
+    "add_record_metadata": "target-looker always writes its own metadata columns",
+}
 
 
-class TargetLooker(Target):
+def checked_looker_settings(config: Mapping[str, t.Any]) -> LookerSettings:
+    """The Looker settings, checked up front: a bad value fails before any data moves."""
+    try:
+        settings = LookerSettings.from_config(config)
+    except (LookerSettingsError, encrypted_settings.SecretError) as exc:
+        raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
+    if uses_sql_runner(config) and not (settings.configured and settings.connection_name):
+        message = (
+            "write_path 'looker_sql_runner' needs looker_base_url, looker_client_id, "
+            "looker_client_secret and looker_connection_name"
+        )
+        raise ConfigValidationError(message, errors=[message])
+    return settings
+
+
+class TargetLooker(SingerTargetAdapter[LookerSink]):
     """Loads Singer streams into typed, keyed, audited warehouse tables for Looker."""
 
     name = "target-looker"
@@ -117,102 +142,69 @@ class TargetLooker(Target):
         th.Property("looker_max_backoff_seconds", th.NumberType, default=60),
     ).to_dict()
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.looker_settings = self._looker_settings()
-        self.max_parallelism = 1
-        self.message_reader.on_error = self._on_error
-        self.run_id = f"{now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, less those this target does not honour."""
+        super().append_builtin_config(config_jsonschema)
+        for setting in UNSUPPORTED_BUILTIN_SETTINGS:
+            config_jsonschema["properties"].pop(setting, None)
+
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        for setting, reason in UNSUPPORTED_BUILTIN_SETTINGS.items():
+            if setting in self.config:
+                self.logger.warning("Setting %r is ignored: %s", setting, reason)
+        self.session = LoadSession(self.config, checked_looker_settings(self.config), self.logger)
+        self.ledger = StateLedger()
+        self.message_reader.on_error = self.session.fail
         self.bookmark_properties: dict[str, list[str]] = {}
-        self._warehouse: Warehouse | None = None
-        self._audit: AuditLog | None = None
-        self._seq = 0
-        self._pending_states: list[tuple[int, dict]] = []
-        self._fast_sinks: dict[str, LookerSink] = {}
+        self._fast_sinks: dict[str, LookerSink] = {}  # streams whose records need no map
         self._last_sink: LookerSink | None = None  # the sink of the latest record
-        self._activations: dict[str, int] = {}
-        self._overwritten: set[str] = set()
-        self._finished = False
-        self._committer = Committer(self._on_committed)
+        self._activations: dict[str, int] = {}  # stream -> version, retired at the end
+        self._last_full_commit = time.monotonic()
 
-    def _looker_settings(self) -> LookerSettings:
-        """The Looker settings, checked up front: a bad value fails before any data moves."""
-        try:
-            settings = LookerSettings.from_config(self.config)
-        except (LookerSettingsError, encrypted_settings.SecretError) as exc:
-            raise ConfigValidationError(str(exc), errors=[str(exc)]) from None
-        if self.uses_sql_runner and not (settings.configured and settings.connection_name):
-            message = (
-                "write_path 'looker_sql_runner' needs looker_base_url, looker_client_id, "
-                "looker_client_secret and looker_connection_name"
-            )
-            raise ConfigValidationError(message, errors=[message])
-        return settings
+    # Messages -------------------------------------------------------------------------------
 
-    @property
-    def uses_sql_runner(self) -> bool:
-        return self.config.get("write_path", "warehouse") == "looker_sql_runner"
-
-    # Warehouse and audit, opened on the first SCHEMA ---------------------------------
-
-    @property
-    def target_schema(self) -> str:
-        return self.config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
-
-    @property
-    def warehouse_url(self) -> str | None:
-        """`warehouse_url`, decrypted when it is given as `fernet:...` (SPEC section 9)."""
-        url = self.config.get("warehouse_url")
-        return encrypted_settings.decrypt("warehouse_url", url) if url else None
-
-    @property
-    def warehouse(self) -> Warehouse:
-        """The connection, for main-thread use: waits until the loader thread is idle."""
-        if self._warehouse is None:
-            warehouse = (
-                LookerSqlRunnerWarehouse(self.looker_settings)
-                if self.uses_sql_runner
-                else open_warehouse(self.warehouse_url)
-            )
-            warehouse.connect()
-            self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
-            audit = AuditLog(warehouse, self.target_schema, self.run_id)
-            audit.ensure_tables()
-            audit.start(now())
-            self._warehouse, self._audit = warehouse, audit
-        self._committer.wait_idle()
-        self._emit_finished()
-        return self._warehouse
-
-    @property
-    def audit(self) -> AuditLog:
-        _ = self.warehouse
-        return t.cast("AuditLog", self._audit)
-
-    # Messages --------------------------------------------------------------------------
-
-    def _process_schema_message(self, message_dict: dict) -> None:
-        stream = message_dict.get("stream")
-        self.bookmark_properties[stream] = list(message_dict.get("bookmark_properties") or [])
-        existing = self._sinks_active.get(stream)
+    def process_schema(self, message: dict) -> None:
+        stream = message.get("stream")
+        self.bookmark_properties[stream] = list(message.get("bookmark_properties") or [])
+        existing = self.active_sink(stream)
         if (
             existing is not None
-            and existing.pending
+            and existing.current_size
             and (
-                existing.original_schema != message_dict.get("schema")
-                or list(existing.key_properties) != list(message_dict.get("key_properties") or [])
+                existing.original_schema != message.get("schema")
+                or list(existing.key_properties) != list(message.get("key_properties") or [])
             )
         ):
             self.commit_sink(existing)  # old-schema records go in before the table changes
         self._fast_sinks.clear()
-        super()._process_schema_message(message_dict)
-        self._sinks_to_clear = [s for s in self._sinks_to_clear if s.pending]
+        self.register_schema(message)
+        self.release_retired_sinks()
 
-    def _sink_for(self, stream: str) -> LookerSink | None:
-        """The sink for records that need no stream-map transform, else None."""
-        sink = self._fast_sinks.get(stream)
+    def process_record(self, envelope: RecordEnvelope, has_nul: bool = True) -> None:
+        """The hot path: one typed decode into the stream's sink; a full sink commits.
+
+        `has_nul`: the input line holds a `\\u0000` escape (FastSingerReader checks).
+        """
+        ledger = self.ledger
+        seq = ledger.last_seq = ledger.last_seq + 1
+        sink = self._fast_sinks.get(envelope.stream) or self._unmapped_sink(envelope.stream)
+        self._last_sink = sink
         if sink is not None:
-            return sink
+            sink.add(envelope, seq, has_nul)
+            if sink.current_size >= sink.batch_rows:
+                self.commit_sink(sink)
+        else:
+            self._add_mapped(envelope, seq)
+        if seq % 1000 == 0:
+            self.session.raise_loader_failure()
+            if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
+                self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
+                self.commit_all()
+
+    def _unmapped_sink(self, stream: str) -> LookerSink | None:
+        """The sink for records that need no stream-map transform (remembered), else None."""
         maps = self.mapper.stream_maps.get(stream)
         if maps is None:
             raise RecordsWithoutSchemaException(
@@ -223,255 +215,122 @@ class TargetLooker(Target):
             and type(maps[0]) is SameRecordTransform
             and maps[0].stream_alias == stream
             and not maps[0].flattening_enabled
-            and stream in self._sinks_active
         ):
-            sink = t.cast("LookerSink", self._sinks_active[stream])
-            self._fast_sinks[stream] = sink
+            sink = self.active_sink(stream)
+            if sink is not None:
+                self._fast_sinks[stream] = sink
             return sink
         return None
 
-    def _process_record_message(  # type: ignore[override]
-        self, envelope: RecordEnvelope, has_nul: bool = True
-    ) -> None:
-        self._seq += 1
-        sink = self._sink_for(envelope.stream)
-        self._last_sink = sink
-        if sink is not None:
-            sink.add(envelope, self._seq, has_nul)
-            if sink.pending >= sink.batch_rows:
+    def _add_mapped(self, envelope: RecordEnvelope, seq: int) -> None:
+        """A record through its stream maps: decoded generically, one row per mapped stream."""
+        record = decode_generic(envelope.record)
+        for stream_map in self.mapper.stream_maps[envelope.stream]:
+            transformed = stream_map.transform(dict(record))
+            if transformed is None:
+                continue
+            sink = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
+            sink.add_record(transformed, envelope, seq)
+            if sink.current_size >= sink.batch_rows:
                 self.commit_sink(sink)
-        else:
-            record = decode_generic(envelope.record)
-            for stream_map in self.mapper.stream_maps[envelope.stream]:
-                transformed = stream_map.transform(dict(record))
-                if transformed is None:
-                    continue
-                mapped = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
-                mapped.add_record(transformed, envelope, self._seq)
-                if mapped.pending >= mapped.batch_rows:
-                    self.commit_sink(mapped)
-        if self._committer.has_finished:
-            self._emit_finished()
-        if self._seq % 1000 == 0:
-            self._handle_max_record_age()
 
-    def _process_state_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"value"})
-        self._pending_states.append((self._seq, message_dict["value"]))
+    def process_state(self, message: dict) -> None:
+        self.message_reader.assert_line_requires(message, requires={"value"})
+        self.ledger.state_received(message["value"])
         # A stream the tap has moved on from would otherwise hold its partial batch,
         # and with it every later STATE, until the end of the run.
-        for sink in self._all_sinks():
-            if sink.pending and sink is not self._last_sink:
+        for sink in self.all_sinks():
+            if sink.current_size and sink is not self._last_sink:
                 self.commit_sink(sink)
         state = self._take_safe_state()
-        if state is not None and not self._committer.attach_state(state):
-            # Nothing in flight: record it and pass it on now (through the loader thread).
-            self._submit(lambda: self.audit_log.record_state(state), state)
-        self._emit_finished()
+        if state is not None:
+            self.session.pass_on_state(state)
+        self.session.raise_loader_failure()
 
-    def _process_activate_version_message(self, message_dict: dict) -> None:
+    def process_activate_version(self, message: dict) -> None:
+        """Remember the version; rows of older ones are retired after the stream's records."""
         if not self.config.get("process_activate_version_messages", True):
             self.logger.warning("ACTIVATE_VERSION ignored (process_activate_version_messages off)")
             return
-        stream, version = message_dict["stream"], int(message_dict["version"])
+        stream, version = message["stream"], int(message["version"])
         for stream_map in self.mapper.stream_maps.get(stream, []):
             alias = stream_map.stream_alias
             previous = self._activations.get(alias)
             if previous is not None and previous != version:
-                self._apply_activation(alias, previous)
+                self._retire_old_versions(alias, previous)
             self._activations[alias] = version
 
-    def _process_batch_message(self, message_dict: dict) -> None:
+    def process_batch_manifest(self, message: dict) -> None:
         raise NotImplementedError(
             "BATCH messages are not supported by target-looker: run the tap without "
             "batch_config so it sends RECORD messages"
         )
 
-    # Committing ------------------------------------------------------------------------
+    def on_termination(self, signum: int) -> None:
+        """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
+        self.logger.warning("Signal %d: stopping; uncommitted records will be replayed", signum)
+        raise SystemExit(128 + signum)
 
-    @property
-    def audit_log(self) -> AuditLog:
-        """The audit log without waiting (for code running on the loader thread)."""
-        return t.cast("AuditLog", self._audit)
-
-    def _all_sinks(self) -> list[LookerSink]:
-        return [*self._sinks_to_clear, *self._sinks_active.values()]  # type: ignore[list-item]
+    # Committing -----------------------------------------------------------------------------
 
     def _take_safe_state(self) -> dict | None:
-        """The newest pending STATE with no buffered record before it (or None).
-
-        Records already handed to the loader thread count as committed here: the STATE
-        rides on the last job submitted, and is emitted only once that job commits.
-        """
-        low = min(
-            (s.first_seq for s in self._all_sinks() if s.first_seq is not None),
-            default=math.inf,
+        oldest = min(
+            (s.first_seq for s in self.all_sinks() if s.first_seq is not None), default=None
         )
-        position = -1
-        for i, (watermark, _) in enumerate(self._pending_states):
-            if watermark < low:
-                position = i
-        if position < 0:
-            return None
-        state = self._pending_states[position][1]
-        del self._pending_states[: position + 1]
-        return state
-
-    def _submit(self, run: t.Callable[[], t.Any], state: dict | None) -> None:
-        _ = self.warehouse if self._warehouse is None else None
-        self._committer.submit(Job(run, state))
-        self._emit_finished()
-
-    def _on_committed(self, job: Job) -> None:
-        """On the loader thread, right after a job committed: emit its STATE, log it."""
-        if job.state is not None:
-            self.audit_log.last_state = job.state  # written with the next totals
-            self._write_state_message(job.state)
-        if isinstance(job.result, BatchAudit):
-            self._log_batch(job.result)
-
-    def _emit_finished(self) -> None:
-        """Surface a loader-thread failure in the main thread."""
-        self._committer.finished()
-        self._committer.raise_if_failed()
+        return self.ledger.take_safe(oldest)
 
     def commit_sink(self, sink: LookerSink) -> None:
-        """Hand one sink's batch to the loader thread; its STATE follows the commit."""
-        if not sink.pending:
+        """Hand one sink's batch to the loader thread; the STATE it makes safe rides on it."""
+        if not sink.current_size:
             return
-        if self._warehouse is None:
-            _ = self.warehouse
-        table = sink.plan.table
-        truncate = sink.load_method == OVERWRITE and table not in self._overwritten
-        if truncate:
-            self._overwritten.add(table)
-        work = sink.take_batch(truncate)
-        state = self._take_safe_state()
-        warehouse, audit = self._warehouse, self.audit_log
-        self._submit(lambda: work.load(warehouse, audit, state), state)
-
-    def _log_batch(self, result: BatchAudit) -> None:
-        self.logger.info(
-            "Committed %s batch: %d records -> %d inserted, %d updated, %d skipped, %d rejected",
-            result.stream,
-            result.records_in,
-            result.counts.inserted,
-            result.counts.updated,
-            result.counts.skipped,
-            result.rejected,
-        )
+        work = sink.take_batch(self.session.truncates_first(sink.plan.table, sink.load_method))
+        self.session.load(work, self._take_safe_state())
 
     def commit_all(self) -> None:
+        """Every buffered batch, oldest first record first."""
         for sink in sorted(
-            (s for s in self._all_sinks() if s.pending), key=lambda s: s.first_seq or 0
+            (s for s in self.all_sinks() if s.current_size), key=lambda s: s.first_seq or 0
         ):
             self.commit_sink(sink)
-        self._sinks_to_clear = []
-        self._reset_max_record_age()
+        self.release_retired_sinks()
+        self._last_full_commit = time.monotonic()
 
-    def _apply_activation(self, stream: str, version: int) -> None:
-        sink = self._sinks_active.get(stream)
+    def _retire_old_versions(self, stream: str, version: int) -> None:
+        sink = self.active_sink(stream)
         if sink is None:
             return
-        self.commit_sink(t.cast("LookerSink", sink))
-        hard = bool(self.config.get("hard_delete", False))
-        table = sink.plan.table
-        warehouse = self._warehouse
-
-        def retire() -> None:
-            with warehouse.transaction():
-                count = warehouse.retire_old_versions(
-                    table, version, hard_delete=hard, deleted_at=now()
-                )
-            self.logger.info(
-                "ACTIVATE_VERSION %s for %s: %d older rows %s",
-                version,
-                stream,
-                count,
-                "deleted" if hard else "marked _sdc_deleted_at",
-            )
-
-        self._submit(retire, None)
-
-    def _handle_max_record_age(self) -> None:
-        if self._max_record_age_in_minutes > self._MAX_RECORD_AGE_IN_MINUTES:
-            self.logger.info(
-                "Records older than %d minutes: committing", self._MAX_RECORD_AGE_IN_MINUTES
-            )
-            self.commit_all()
+        self.commit_sink(sink)
+        self.session.retire_old_versions(
+            stream, sink.plan.table, version, hard_delete=bool(self.config.get("hard_delete"))
+        )
 
     def process_endofpipe(self) -> None:
+        """End of input: commit everything, retire old versions, pass on the last STATE,
+        finish the run, then the Looker step."""
         try:
-            if self._warehouse is None and not self._pending_states:
+            if not self.session.is_open and not self.ledger.has_pending:
                 return
             self.commit_all()
             for stream, version in list(self._activations.items()):
-                self._apply_activation(stream, version)
+                self._retire_old_versions(stream, version)
             self._activations.clear()
             state = self._take_safe_state()
             if state is not None:
-                self._submit(lambda: self.audit_log.record_state(state), state)
-            self.audit.finish("succeeded")  # waits for the loader thread
-            self._finished = True
-            self.audit.record_looker_actions(self._after_load())
-            for sink in self._all_sinks():
+                self.session.pass_on_state(state)
+            self.session.finish()
+            for sink in self.all_sinks():
                 sink.clean_up()
         except BaseException as exc:
-            self._on_error(exc)
+            self.session.fail(exc)
             raise
         finally:
-            self._committer.stop()
-            if self._warehouse is not None:
-                self._warehouse.close()
-
-    def _after_load(self) -> dict:
-        """Only after a committed, successful load: tell Looker, regenerate LookML.
-
-        Neither step can undo the load or hold back state; failures are reported in
-        the run's `looker_actions` and in the log.
-        """
-        actions = refresh_after_load(self.looker_settings)
-        lookml_dir = self.config.get("lookml_dir")
-        if lookml_dir:
-            connection = self.looker_settings.connection_name or "warehouse"
-            try:
-                written = generate_lookml(
-                    self.warehouse, self.target_schema, lookml_dir, connection=connection
-                )
-                actions["lookml"] = [str(path) for path in written]
-            except Exception as exc:  # the load is committed: report, never undo or block
-                self.logger.error("LookML not written to %s: %s", lookml_dir, exc)
-                actions["lookml_error"] = f"{type(exc).__name__}: {exc}"
-        return actions
-
-    def _write_state_message(self, state: dict) -> None:
-        sys.stdout.write(_encode_state(state).decode() + "\n")
-        sys.stdout.flush()
-
-    # Failure ---------------------------------------------------------------------------
-
-    def _on_error(self, error: BaseException) -> None:
-        """Record the failed run; its uncommitted records were never acknowledged by STATE."""
-        self._committer.stop()  # lets a running batch finish; queued ones are dropped
-        if self._audit is None or self._finished:
-            return
-        self._finished = True
-        status = "interrupted" if isinstance(error, SystemExit | KeyboardInterrupt) else "failed"
-        try:
-            self._audit.finish(status, f"{type(error).__name__}: {error}"[:4000])
-        except Exception:  # the warehouse may be what failed
-            self.logger.exception("Could not record the failed run %s", self.run_id)
+            self.session.close()
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
         """The CLI run, with the garbage collector tuned for bulk loading."""
         with bulk_loading_gc():
             super().invoke(*args, **kwargs)
-
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
-        self.logger.warning("Signal %d: stopping; uncommitted records will be replayed", signum)
-        raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,9 @@ import datetime
 import decimal
 import io
 import json
+import logging
+import subprocess
+import sys
 
 import pytest
 from singer_sdk.exceptions import (
@@ -25,6 +28,7 @@ from .singer_io import lines, query, record, run, schema, state
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
+CLI = "from target_looker.target import TargetLooker; TargetLooker.cli()"
 
 VOUCHER_PROPS = {
     "Company": {"type": "string", "maxLength": 20},
@@ -428,3 +432,69 @@ def test_a_finished_stream_does_not_hold_back_state(config: dict) -> None:
     )
     assert run(config, text) == [{"s": 2}, {"s": 3}]
     assert table(config, "id", "b") == [(1,), (2,), (3,), (4,), (5,)]
+
+
+# What the SDK sees ---------------------------------------------------------------------------
+
+
+def record_counts(caplog: pytest.LogCaptureFixture) -> dict[str, int]:
+    """Sum of the SDK's `record_count` metric lines, per stream."""
+    counts: dict[str, int] = {}
+    for entry in caplog.records:
+        message = entry.getMessage()
+        if entry.name == "singer_sdk.metrics" and message.startswith("METRIC: "):
+            point = json.loads(message.removeprefix("METRIC: "))
+            if point["metric"] == "record_count":
+                stream = point["tags"]["stream"]
+                counts[stream] = counts.get(stream, 0) + point["value"]
+    return counts
+
+
+def test_the_sdk_record_count_metric_counts_every_record(
+    config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="singer_sdk.metrics")
+    config = {**config, "batch_size_rows": 2}
+    wider = schema("voucher_rows", {**VOUCHER_PROPS, "CodeB": {"type": "string"}}, VOUCHER_KEYS)
+    accounts = schema("accounts", {"Account": {"type": "string"}}, ["Account"])
+    text = singer(
+        VOUCHER_SCHEMA,
+        accounts,
+        *(voucher(i) for i in range(1, 4)),
+        voucher(4, Amount="not a number"),  # rejected, but received
+        wider,  # a new sink for the stream: the old one's count is logged too
+        voucher(5, CodeB="B"),
+        *(record("accounts", {"Account": str(i)}) for i in range(3)),
+        state({"n": 1}),
+    )
+    run(config, text)
+    assert record_counts(caplog) == {"voucher_rows": 5, "accounts": 3}
+
+
+def test_about_offers_only_settings_the_target_honours() -> None:
+    about = subprocess.run(
+        [sys.executable, "-c", CLI, "--about", "--format", "json"],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    settings = set(json.loads(about.stdout)["settings"]["properties"])
+    assert "add_record_metadata" not in settings  # metadata columns are always written
+    assert settings == {
+        *("warehouse_url", "column_naming", "default_target_schema", "load_method"),
+        *("write_path", "batch_size_rows", "hard_delete", "lookml_dir"),
+        *("looker_base_url", "looker_client_id", "looker_client_secret"),
+        *("looker_connection_name", "looker_datagroups", "looker_pdts"),
+        *("looker_max_retries", "looker_max_backoff_seconds"),
+        "process_activate_version_messages",
+        *("stream_maps", "stream_map_config", "faker_config"),
+    }
+
+
+def test_add_record_metadata_is_ignored_with_a_warning(
+    config: dict, caplog: pytest.LogCaptureFixture
+) -> None:
+    run({**config, "add_record_metadata": False}, singer(VOUCHER_SCHEMA, voucher(1)))
+    assert "'add_record_metadata' is ignored" in caplog.text
+    [row] = table(config, "row_no, _sdc_received_at IS NOT NULL, _load_run_id IS NOT NULL")
+    assert row == (1, True, True)

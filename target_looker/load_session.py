@@ -1,0 +1,239 @@
+"""One run of the target against one warehouse: connection, audit rows, loader thread.
+
+The session opens the warehouse (or the Looker SQL Runner) on first use, creates the
+audit tables and the run's `_load_runs` row, hands jobs to the loader thread
+(`Committer`) and emits each job's STATE from that thread right after its commit. At
+the end it marks the run succeeded and only then tells Looker; on failure it marks
+the run failed (or interrupted) and emits nothing more.
+
+Threads: once a job is submitted, the loader thread owns the connection until it is
+idle again. Main-thread code reaches the connection only through `idle_connection()`,
+which waits for that.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+import uuid
+
+import msgspec
+
+from ifs_looker_core import encrypted_settings
+from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
+from target_looker.audit import AuditLog, BatchAudit, now
+from target_looker.committer import Committer, Job
+from target_looker.lookml import generate_lookml
+from target_looker.refresh import refresh_after_load
+from target_looker.warehouse import open_warehouse
+from target_looker.warehouse.base import OVERWRITE
+from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
+
+if t.TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable, Mapping
+
+    from target_looker.refresh import LookerSettings
+    from target_looker.sinks import BatchWork
+    from target_looker.warehouse import Warehouse
+    from target_looker.warehouse.base import TableRef
+
+WRITE_PATHS = ("warehouse", "looker_sql_runner")
+_encode_state = msgspec.json.Encoder(decimal_format="number").encode
+
+
+def write_state_line(state: dict) -> None:
+    """Emit one STATE value on stdout, numbers exact (a Decimal bookmark stays as sent)."""
+    sys.stdout.write(_encode_state(state).decode() + "\n")
+    sys.stdout.flush()
+
+
+def uses_sql_runner(config: Mapping[str, t.Any]) -> bool:
+    return config.get("write_path", "warehouse") == "looker_sql_runner"
+
+
+class LoadSession:
+    """The warehouse side of one target run: opened lazily, finished or failed once."""
+
+    def __init__(
+        self,
+        config: Mapping[str, t.Any],
+        looker_settings: LookerSettings,
+        logger: logging.Logger,
+    ) -> None:
+        self.config = config
+        self.looker_settings = looker_settings
+        self.logger = logger
+        self.run_id = f"{now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self._warehouse: Warehouse | None = None
+        self._audit: AuditLog | None = None
+        self._committer = Committer(self._on_committed)
+        self._overwritten: set[TableRef] = set()
+        self._finished = False  # the run row has its final status
+
+    # Settings ---------------------------------------------------------------------------
+
+    @property
+    def target_schema(self) -> str:
+        return self.config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
+
+    @property
+    def warehouse_url(self) -> str | None:
+        """`warehouse_url`, decrypted when it is given as `fernet:...` (SPEC section 9)."""
+        url = self.config.get("warehouse_url")
+        return encrypted_settings.decrypt("warehouse_url", url) if url else None
+
+    # Opening ------------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """The run has started: connected, with its `_load_runs` row."""
+        return self._audit is not None
+
+    def _open(self) -> tuple[Warehouse, AuditLog]:
+        """Connect, create the audit tables and the run row (once); never waits."""
+        if self._warehouse is None or self._audit is None:
+            warehouse = (
+                LookerSqlRunnerWarehouse(self.looker_settings)
+                if uses_sql_runner(self.config)
+                else open_warehouse(self.warehouse_url)
+            )
+            warehouse.connect()
+            self._warehouse = warehouse  # from here on, `close` closes it
+            self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
+            audit = AuditLog(warehouse, self.target_schema, self.run_id)
+            audit.ensure_tables()
+            audit.start(now())
+            self._audit = audit
+        return self._warehouse, self._audit
+
+    def idle_connection(self) -> tuple[Warehouse, AuditLog]:
+        """The connection for main-thread use: opens the run, waits for the loader thread
+        to be idle and raises its failure. Valid until the next job is submitted."""
+        connection = self._open()
+        self._committer.wait_idle()
+        self.raise_loader_failure()
+        return connection
+
+    def raise_loader_failure(self) -> None:
+        """Re-raise, in the main thread, a failure of the loader thread."""
+        self._committer.raise_if_failed()
+
+    # Jobs for the loader thread -----------------------------------------------------------
+
+    def _submit(self, run: Callable[[], t.Any], state: dict | None) -> None:
+        self._committer.submit(Job(run, state))
+
+    def truncates_first(self, table: TableRef, load_method: str) -> bool:
+        """Whether a batch for `table` empties it first: the first one of an overwrite run."""
+        if load_method != OVERWRITE or table in self._overwritten:
+            return False
+        self._overwritten.add(table)
+        return True
+
+    def load(self, work: BatchWork, state: dict | None) -> None:
+        """Load and audit one batch on the loader thread; `state` is emitted after it commits."""
+        warehouse, audit = self._open()
+        self._submit(lambda: work.load(warehouse, audit, state), state)
+
+    def pass_on_state(self, state: dict) -> None:
+        """A STATE that is safe once the jobs already submitted have committed.
+
+        It rides on the last job still in flight; with none, it goes through the loader
+        thread on its own (recorded in the run row, then emitted).
+        """
+        if not self._committer.attach_state(state):
+            _, audit = self._open()
+            self._submit(lambda: audit.record_state(state), state)
+
+    def retire_old_versions(
+        self, stream: str, table: TableRef, version: int, *, hard_delete: bool
+    ) -> None:
+        """ACTIVATE_VERSION: after the batches before it, rows of older versions go."""
+        warehouse, _ = self._open()
+        logger = self.logger
+
+        def retire() -> None:
+            with warehouse.transaction():
+                count = warehouse.retire_old_versions(
+                    table, version, hard_delete=hard_delete, deleted_at=now()
+                )
+            logger.info(
+                "ACTIVATE_VERSION %s for %s: %d older rows %s",
+                version,
+                stream,
+                count,
+                "deleted" if hard_delete else "marked _sdc_deleted_at",
+            )
+
+        self._submit(retire, None)
+
+    def _on_committed(self, job: Job) -> None:
+        """On the loader thread, right after a job committed: emit its STATE, log it."""
+        if job.state is not None:
+            t.cast("AuditLog", self._audit).last_state = job.state  # written with next totals
+            write_state_line(job.state)
+        if isinstance(job.result, BatchAudit):
+            self._log_batch(job.result)
+
+    def _log_batch(self, result: BatchAudit) -> None:
+        self.logger.info(
+            "Committed %s batch: %d records -> %d inserted, %d updated, %d skipped, %d rejected",
+            result.stream,
+            result.records_in,
+            result.counts.inserted,
+            result.counts.updated,
+            result.counts.skipped,
+            result.rejected,
+        )
+
+    # End of the run ---------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """After the last job: mark the run succeeded, then (only then) the Looker step."""
+        warehouse, audit = self.idle_connection()
+        audit.finish("succeeded")
+        self._finished = True
+        audit.record_looker_actions(self._after_load(warehouse))
+
+    def _after_load(self, warehouse: Warehouse) -> dict:
+        """Only after a committed, successful load: tell Looker, regenerate LookML.
+
+        Neither step can undo the load or hold back state; failures are reported in
+        the run's `looker_actions` and in the log.
+        """
+        actions = refresh_after_load(self.looker_settings)
+        lookml_dir = self.config.get("lookml_dir")
+        if lookml_dir:
+            connection = self.looker_settings.connection_name or "warehouse"
+            try:
+                written = generate_lookml(
+                    warehouse, self.target_schema, lookml_dir, connection=connection
+                )
+                actions["lookml"] = [str(path) for path in written]
+            except Exception as exc:  # the load is committed: report, never undo or block
+                self.logger.error("LookML not written to %s: %s", lookml_dir, exc)
+                actions["lookml_error"] = f"{type(exc).__name__}: {exc}"
+        return actions
+
+    def fail(self, error: BaseException) -> None:
+        """Record the failed run and close; its uncommitted records were never
+        acknowledged by STATE, so the next run replays them."""
+        self._committer.stop()  # lets a running batch finish; queued ones are dropped
+        if self._audit is not None and not self._finished:
+            self._finished = True
+            kind = "interrupted" if isinstance(error, SystemExit | KeyboardInterrupt) else "failed"
+            try:
+                self._audit.finish(kind, f"{type(error).__name__}: {error}"[:4000])
+            except Exception:  # the warehouse may be what failed
+                self.logger.exception("Could not record the failed run %s", self.run_id)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the loader thread and close the connection (safe to call twice)."""
+        self._committer.stop()
+        if self._warehouse is not None:
+            self._warehouse.close()
+
+
+__all__ = ["WRITE_PATHS", "LoadSession", "uses_sql_runner", "write_state_line"]
