@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -59,43 +58,23 @@ def _load(path: Path, secrets: tuple[str, ...]) -> dict[str, Any]:
 # IFS Cloud ---------------------------------------------------------------------------------------
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[tuple[int, str]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append((record.levelno, record.getMessage()))
-
-
 def check_ifs(config: Mapping[str, Any]) -> list[CheckResult]:
     """The tap's connection test (token, $metadata, one page per selected stream)."""
-    from tap_ifscloud.connection_test import logger as test_logger
-    from tap_ifscloud.connection_test import run_connection_test
+    from tap_ifscloud.connection_test import AUTHENTICATION, run_connection_test
     from tap_ifscloud.tap import TapIFSCloud
 
-    collect = _Collect()
-    test_logger.addHandler(collect)
-    level = test_logger.level
-    test_logger.setLevel(logging.INFO)
     try:
         tap = TapIFSCloud(config=dict(config), parse_env_config=False, validate_config=True)
-        run_connection_test(tap)
+        result = run_connection_test(tap)
     except Exception as exc:
         return [CheckResult("ifs", "configuration", "FAIL", _reason(exc))]
-    finally:
-        test_logger.removeHandler(collect)
-        test_logger.setLevel(level)
     results = []
-    for level, message in collect.lines:
-        if message.startswith("Connection test"):
-            continue
-        status = "FAIL" if level >= logging.ERROR else "PASS"
-        words = message.split(None, 1)
-        text = words[1] if len(words) > 1 and words[0] in ("OK", "FAILED") else message
-        name, _, detail = text.partition(": ")
-        results.append(CheckResult("ifs", name.strip(), status, detail.strip() or "ok"))
-    return results or [CheckResult("ifs", "connection test", "FAIL", "nothing was checked")]
+    for check in result.checks:
+        detail = check.detail
+        if check.name == AUTHENTICATION and check.url:
+            detail += f" at {check.url}"
+        results.append(CheckResult("ifs", check.name, "PASS" if check.ok else "FAIL", detail))
+    return results
 
 
 # Looker ------------------------------------------------------------------------------------------

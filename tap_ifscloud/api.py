@@ -20,7 +20,8 @@ import msgspec
 import requests
 
 from ifs_looker_core.redaction import redact_url
-from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy, send_with_retries
+from ifs_looker_core.retry import RetriesExhaustedError, RetryPolicy
+from ifs_looker_core.token_cache import send_authorized
 from tap_ifscloud.auth import DEFAULT_SCOPE, IFSTokenProvider
 from tap_ifscloud.errors import ConfigurationError, IFSRequestError, IFSResponseError
 from tap_ifscloud.metadata import MetadataError, ProjectionMetadata, parse_edmx
@@ -138,28 +139,26 @@ class IFSApi:
             policy=policy,
             timeout=connection.request_timeout,
         )
-        self._metadata: dict[str, ProjectionMetadata] = {}
+        self._metadata_cache: dict[str, ProjectionMetadata] = {}
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> requests.Response:
-        """GET with a current token; retries transient failures; raises on other errors."""
+        """GET with a current token; retries transient failures, renews the token once
+        on a 401; raises on other errors."""
         full_url = f"{url}?{encode_query(params)}" if params else url
-        used: dict[str, str] = {}
 
-        def attempt() -> requests.Response:
-            token = self.tokens.token()
-            used["token"] = token
+        def send(token: str) -> requests.Response:
             headers = {**self.HEADERS, "Authorization": f"Bearer {token}"}
             return self.session.get(
                 full_url, headers=headers, timeout=self.connection.request_timeout
             )
 
         try:
-            response = send_with_retries(
-                attempt,
+            response = send_authorized(
+                self.tokens.cache,
+                send,
                 policy=self.policy,
                 method="GET",
                 url=full_url,
-                on_unauthorized=lambda: self.tokens.refresh_after_unauthorized(used.get("token")),
                 log=logger,
             )
         except RetriesExhaustedError as exc:
@@ -185,7 +184,7 @@ class IFSApi:
 
     def metadata(self, projection: str) -> ProjectionMetadata:
         """A projection's `$metadata`, fetched once per run."""
-        if projection not in self._metadata:
+        if projection not in self._metadata_cache:
             url = f"{self.connection.projection_url(projection)}/$metadata"
             try:
                 response = self.get(url)
@@ -196,10 +195,10 @@ class IFSApi:
                     ) from None
                 raise
             try:
-                self._metadata[projection] = parse_edmx(response.content, projection)
+                self._metadata_cache[projection] = parse_edmx(response.content, projection)
             except MetadataError as exc:
                 raise IFSResponseError(str(exc)) from None
-        return self._metadata[projection]
+        return self._metadata_cache[projection]
 
 
 def describe_error(response: requests.Response, url: str) -> str:

@@ -3,66 +3,58 @@
 Each company is a partition with its own bookmark. A run reads from the
 bookmark (or start_date) minus the lookback, in (replication field, keys)
 order through key-set paging (paging.py), and adds `_ifs_etag` and
-`_ifs_objversion` to every row.
+`_ifs_objversion` to every row. The SDK side of paging (bookmark and STATE per
+page, the record fast path) is `sdk_adapter.PagedStream`.
 """
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
-
-from singer_sdk import RESTStream
-from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.singerlib import RecordMessage
 
 from tap_ifscloud import odata
 from tap_ifscloud.catalogue import FULL_TABLE, INCREMENTAL, WINDOW, StreamDefinition
 from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
 from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, build_layout
 from tap_ifscloud.paging import KeysetReader
+from tap_ifscloud.sdk_adapter import PagedStream
 
 if t.TYPE_CHECKING:
     from tap_ifscloud.api import IFSApi
     from tap_ifscloud.tap import TapIFSCloud
 
+Record = dict[str, t.Any]
 
-class IFSStream(RESTStream):
+
+@dataclass(frozen=True)
+class PageSample:
+    """The first page of a stream's first entity set for one company (`--test`)."""
+
+    entity_set: str
+    url: str
+    records: list[Record]
+
+
+class IFSStream(PagedStream):
     """A stream over one IFS entity set (or one per code part), per company."""
 
-    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # JSON is decoded to final types
-    _LOG_REQUEST_METRICS = False
+    plugin: TapIFSCloud
 
     def __init__(self, tap: TapIFSCloud, definition: StreamDefinition, layout: StreamLayout):
         self.definition = definition
         self.layout = layout
-        self._ifs_tap = tap
-        super().__init__(tap=tap, name=definition.name, schema=layout.schema)
+        super().__init__(tap, name=definition.name, schema=layout.schema)
         self.primary_keys = layout.key_properties
         self.replication_key = layout.replication_key
         self._live_layout: StreamLayout | None = None
-        self._pending_bookmark: dict | None = None
-        self._extracted_at = datetime.now(timezone.utc)
-        self._bookmark_context: dict | None = None
 
     # -- SDK hooks -------------------------------------------------------------------
 
     @property
-    def url_base(self) -> str:
-        return self.api.connection.projection_url(self.definition.projection)
-
-    @property
-    def api(self) -> IFSApi:
-        return self._ifs_tap.api
-
-    @property
-    def authenticator(self):
-        return self.api.tokens
-
-    @property
     def partitions(self) -> list[dict] | None:
-        return [{self.definition.partition_field: c} for c in self._ifs_tap.companies]
+        return [{self.definition.partition_field: c} for c in self.plugin.companies]
 
     @property
     def is_sorted(self) -> bool:
@@ -83,29 +75,39 @@ class IFSStream(RESTStream):
         """The later of bookmark and start_date (for dates as well as timestamps)."""
         return max(value, start_date_value, key=odata.parse_timestamp)
 
-    def parse_response(self, response):
-        """Unused by the sync path (get_records pages itself); kept for SDK tooling."""
-        yield from response.json().get("value", [])
+    def get_records(self, context: dict | None) -> t.Iterable[Record]:
+        company = (context or {}).get(self.definition.partition_field)
+        since = self._since(context)
+        wanted = self.selected_columns()
+        for read in self.live_layout().reads:
+            for records in self._pages(read, company, since, wanted):
+                yield from records
+                self.end_page(context)  # the SDK has written the page's last record
+        if (
+            not self.batching
+            and self.emit_activate_version_messages
+            and context == (self.partitions or [None])[-1]
+        ):
+            # Again after the last row, so a target drops rows IFS no longer has.
+            self.write_activate_version()
+
+    def get_batches(
+        self, batch_config: t.Any, context: dict | None = None
+    ) -> t.Iterable[tuple[t.Any, list[str]]]:
+        """The SDK's batches; a full table's closing ACTIVATE_VERSION follows the last one."""
+        yield from super().get_batches(batch_config, context)
+        if self.emit_activate_version_messages:
+            self.write_activate_version()
 
     # -- reading ---------------------------------------------------------------------
 
-    def get_records(self, context: dict | None) -> t.Iterable[dict[str, t.Any]]:
-        layout = self.live_layout()
-        company = (context or {}).get(self.definition.partition_field)
-        self._bookmark_context = context
-        since = self._since(context)
-        wanted = self._wanted_columns()
-        self._pending_bookmark = None
-        for read in layout.reads:
-            yield from self._read_entity_set(read, company, since, wanted)
-            self._advance_bookmark(context)
-        if (
-            self.emit_activate_version_messages
-            and self._stream_version is not None
-            and context == (self.partitions or [None])[-1]
-        ):
-            # Emitted again after the last row, so a target drops rows IFS no longer has.
-            self._write_activate_version_message(self._stream_version)
+    @property
+    def api(self) -> IFSApi:
+        return self.plugin.api
+
+    @property
+    def projection_url(self) -> str:
+        return self.api.connection.projection_url(self.definition.projection)
 
     def live_layout(self) -> StreamLayout:
         """The layout checked against the system's `$metadata` (once per run)."""
@@ -114,11 +116,14 @@ class IFSStream(RESTStream):
             self._live_layout = build_layout(self.definition, metadata.entity_sets)
         return self._live_layout
 
-    def _wanted_columns(self) -> set[str]:
-        """Columns to request (`$select`): the schema's, less what the catalog deselects."""
-        properties = self.effective_schema.get("properties", {})
-        mask = self.mask
-        return {name for name in properties if mask.get(("properties", name), True)}
+    def read_first_page(self, company: str) -> PageSample:
+        """One page of the first entity set for `company`, from the start; bookmarks and
+        STATE are left alone."""
+        read = self.live_layout().reads[0]
+        wanted = self.selected_columns()
+        reader = self._reader(read, company, None, wanted, max_pages=1)
+        records = [r for rows in reader.pages() for r in self._records(rows, read, wanted)]
+        return PageSample(entity_set=read.entity_set, url=reader.url, records=records)
 
     def _since(self, context: dict | None) -> t.Any:
         """Lower bound for the replication field: bookmark (or start_date) minus lookback."""
@@ -161,41 +166,43 @@ class IFSStream(RESTStream):
     def _read_until(self) -> datetime:
         """This run's upper bound for change timestamps: the tap's start, rounded up
         to whole seconds (IFS keeps change dates to the second)."""
-        started = datetime.fromtimestamp(self._initialized_at / 1000, tz=timezone.utc)
+        started = datetime.fromtimestamp(self.plugin.initialized_at / 1000, tz=timezone.utc)
         return started.replace(microsecond=0) + timedelta(seconds=1)
 
-    def _read_entity_set(
+    def _reader(
         self,
         read: EntityRead,
         company: str | None,
         since: t.Any,
-        wanted: set[str] | None,
+        wanted: set[str],
         *,
-        page_size: int | None = None,
         max_pages: int | None = None,
-    ) -> t.Iterator[dict[str, t.Any]]:
-        """Rows of one entity set for one company, in (replication field, keys) order."""
-        reader = KeysetReader(
+    ) -> KeysetReader:
+        return KeysetReader(
             self.api.get_json,
-            f"{self.url_base}/{read.entity_set}",
+            f"{self.projection_url}/{read.entity_set}",
             base_filter=self.base_filter(read, company, since),
             order_fields=read.order_fields,
             select=read.select(wanted),
-            page_size=page_size or int(self.config.get("page_size") or 5000),
+            page_size=int(self.config.get("page_size") or 5000),
             max_pages=max_pages,
             name=self.name,
         )
-        for rows in reader.pages():
-            self._extracted_at = datetime.now(timezone.utc)
-            yield from self._records(rows, read)
-            # Resumed only after the SDK wrote the page's last row: a STATE per page lets
-            # a target that commits batches make a killed run resume from here.
-            self._advance_bookmark(self._bookmark_context)
-            self._write_state_message()
 
-    def _records(self, rows: list[dict], read: EntityRead) -> t.Iterator[dict[str, t.Any]]:
+    def _pages(
+        self, read: EntityRead, company: str | None, since: t.Any, wanted: set[str]
+    ) -> t.Iterator[t.Iterator[Record]]:
+        """The records of one entity set for one company, a page at a time, in
+        (replication field, keys) order."""
+        for rows in self._reader(read, company, since, wanted).pages():
+            self.extracted_at = datetime.now(timezone.utc)
+            yield self._records(rows, read, wanted)
+
+    def _records(self, rows: list[dict], read: EntityRead, wanted: set[str]) -> t.Iterator[Record]:
+        """Stream records from OData rows: renamed columns, etag columns, nothing unselected."""
         rename = read.rename
         code_part = read.code_part
+        unselected = _unselected_columns(read, wanted)
         for row in rows:
             etag = row.pop(ETAG_ANNOTATION, None)
             if rename:
@@ -203,47 +210,19 @@ class IFSStream(RESTStream):
                 row[CODE_PART_COLUMN] = code_part
             row[ETAG_COLUMN] = etag
             row[OBJVERSION_COLUMN] = decode_objversion(etag)
+            for column in unselected:
+                row.pop(column, None)
             yield row
 
-    # -- bookmarks -------------------------------------------------------------------
 
-    def _increment_stream_state(self, latest_record: dict, *, context: dict | None = None) -> None:
-        """Remember the row; the bookmark moves once per page (see _advance_bookmark).
-
-        Rows arrive in ascending replication order, so the last row of a page
-        carries the page's newest value: advancing per page instead of per row
-        gives the same bookmarks at page ends, where STATE is written, and saves
-        the SDK's per-row work. A STATE the SDK writes mid-page carries the
-        previous page's bookmark, which only re-reads a little more on resume.
-        """
-        self._pending_bookmark = latest_record
-
-    def _advance_bookmark(self, context: dict | None) -> None:
-        record, self._pending_bookmark = self._pending_bookmark, None
-        if record is not None:
-            super()._increment_stream_state(record, context=context)
-
-    # -- output ----------------------------------------------------------------------
-
-    @cached_property
-    def _nothing_deselected(self) -> bool:
-        return self._wanted_columns() == set(self.schema["properties"])
-
-    def _generate_record_messages(self, record: dict) -> t.Generator[RecordMessage, None, None]:
-        """The SDK's record path without per-record work this data does not need:
-        rows arrive typed and already restricted to the selected columns."""
-        if not self._nothing_deselected:
-            pop_deselected_record_properties(record, self.schema, self.mask)
-        extracted = self._extracted_at
-        for stream_map in self.stream_maps:
-            mapped = stream_map.transform(record)
-            if mapped is not None:
-                yield RecordMessage(
-                    stream=stream_map.stream_alias,
-                    record=mapped,
-                    version=self._stream_version,
-                    time_extracted=extracted,
-                )
+def _unselected_columns(read: EntityRead, wanted: set[str]) -> tuple[str, ...]:
+    """Columns a record would carry although the catalog deselects them: ordering fields
+    that key-set paging must `$select`, and the etag and code-part columns."""
+    carried = [read.rename.get(name, name) for name in read.select(wanted)]
+    carried += [ETAG_COLUMN, OBJVERSION_COLUMN]
+    if read.rename:
+        carried.append(CODE_PART_COLUMN)
+    return tuple(column for column in carried if column not in wanted)
 
 
 def _bound(since: t.Any, kind: str | None) -> t.Any:

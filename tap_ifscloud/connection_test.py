@@ -1,59 +1,100 @@
 """`tap-ifscloud --test`: can this configuration read every selected stream?
 
 Authenticates, reads the `$metadata` of each selected stream's projection and
-one page of each selected stream (first company), and reports per stream. Any
+one page of each selected stream (first company). `run_connection_test` returns
+one result per check; `log_result` writes them as the command's report. Any
 failure makes the command exit non-zero, so `meltano config tap-ifscloud test`
-and CI can rely on it.
+and CI can rely on it; `ifs-looker check` uses the results directly.
 """
 
 from __future__ import annotations
 
 import logging
 import typing as t
+from dataclasses import dataclass
 
 from tap_ifscloud.errors import TapIFSCloudError
 
 if t.TYPE_CHECKING:
+    from tap_ifscloud.client import IFSStream
     from tap_ifscloud.tap import TapIFSCloud
 
 logger = logging.getLogger("tap-ifscloud.test")
 
+AUTHENTICATION = "authentication"
+STREAM_CONFIGURATION = "stream configuration"
 
-def run_connection_test(tap: TapIFSCloud) -> bool:
-    """Log one line per check; True when everything worked."""
+
+@dataclass(frozen=True)
+class Check:
+    """One check: `authentication`, `stream configuration` or `stream <name>`."""
+
+    name: str
+    ok: bool
+    detail: str  # what worked, or the error (never a secret)
+    url: str | None = None  # the system checked, or the entity set read
+
+
+@dataclass(frozen=True)
+class ConnectionTestResult:
+    authentication: Check
+    streams: tuple[Check, ...] = ()  # selected streams, in catalog order
+
+    @property
+    def ok(self) -> bool:
+        return self.authentication.ok and all(check.ok for check in self.streams)
+
+    @property
+    def checks(self) -> tuple[Check, ...]:
+        return (self.authentication, *self.streams)
+
+
+def run_connection_test(tap: TapIFSCloud) -> ConnectionTestResult:
+    """Token, then `$metadata` and one page per selected stream; nothing is logged."""
     try:
         tap.api.tokens.token()
     except TapIFSCloudError as exc:
-        logger.error("FAILED authentication: %s", exc)
-        return False
-    logger.info("OK     authentication at %s", tap.api.connection.base_url)
-
+        return ConnectionTestResult(Check(AUTHENTICATION, False, str(exc)))
+    connection = tap.api.connection
+    authentication = Check(
+        AUTHENTICATION,
+        True,
+        f"token issued to client '{connection.client_id}'",
+        url=connection.base_url,
+    )
     try:
-        streams = list(tap.streams.values())
+        streams = [s for s in tap.streams.values() if s.selected]
     except TapIFSCloudError as exc:
-        logger.error("FAILED stream configuration: %s", exc)
-        return False
-    ok = True
-    for stream in streams:
-        if not stream.selected:
-            continue
-        try:
-            read = stream.live_layout().reads[0]
-            company = tap.companies[0]
-            rows = list(
-                stream._read_entity_set(read, company, None, stream._wanted_columns(), max_pages=1)
-            )
-        except TapIFSCloudError as exc:
-            ok = False
-            logger.error("FAILED stream %s: %s", stream.name, exc)
-            continue
-        logger.info(
-            "OK     stream %s: $metadata of %s read, first page of %s for %s: %d row(s)",
-            stream.name,
-            stream.definition.projection,
-            read.entity_set,
-            company,
-            len(rows),
-        )
-    logger.info("Connection test %s", "passed" if ok else "FAILED")
-    return ok
+        return ConnectionTestResult(authentication, (Check(STREAM_CONFIGURATION, False, str(exc)),))
+    company = tap.companies[0]
+    return ConnectionTestResult(
+        authentication, tuple(_check_stream(stream, company) for stream in streams)
+    )
+
+
+def _check_stream(stream: IFSStream, company: str) -> Check:
+    name = f"stream {stream.name}"
+    try:
+        page = stream.read_first_page(company)
+    except TapIFSCloudError as exc:
+        return Check(name, False, str(exc))
+    return Check(
+        name,
+        True,
+        f"$metadata of {stream.definition.projection} read, first page of {page.entity_set} "
+        f"for {company}: {len(page.records)} row(s)",
+        url=page.url,
+    )
+
+
+def log_result(result: ConnectionTestResult) -> None:
+    """One line per check, then the verdict (the `--test` report on stderr)."""
+    authentication = result.authentication
+    if authentication.ok:
+        logger.info("OK     %s at %s", authentication.name, authentication.url)
+    for check in result.checks:
+        if not check.ok:
+            logger.error("FAILED %s: %s", check.name, check.detail)
+        elif check is not authentication:
+            logger.info("OK     %s: %s", check.name, check.detail)
+    logger.info("Connection test %s", "passed" if result.ok else "FAILED")

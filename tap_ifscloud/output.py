@@ -13,8 +13,8 @@ import sys
 import typing as t
 
 import msgspec
-from singer_sdk.singerlib.encoding.base import GenericSingerWriter, SingerMessageType
-from singer_sdk.singerlib.encoding.simple import Message
+from singer_sdk.singerlib import Message
+from singer_sdk.singerlib.encoding import GenericSingerWriter, SingerMessageType
 
 
 def _enc_hook(obj: t.Any) -> t.Any:

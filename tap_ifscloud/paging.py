@@ -69,7 +69,6 @@ class KeysetReader:
         self.page_size = page_size
         self.max_pages = max_pages
         self._name = name
-        self.fallbacks = 0
 
     # requests (run on the prefetch thread) -----------------------------------------------
 
@@ -109,7 +108,6 @@ class KeysetReader:
                 if fetched.via_link:
                     rows = self._continuation(rows, position, fetched.probe)
                     if rows is None:  # the server's paging lost its place: re-read by key-set
-                        self.fallbacks += 1
                         pending = pool.submit(self._keyset_page, position)
                         rows_in_chunk = 0
                         continue

@@ -15,11 +15,10 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from ifs_looker_core import encrypted_settings
-from tap_ifscloud import odata
+from tap_ifscloud import connection_test, odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.catalogue import REPLICATION_MODES, StreamDefinition, stream_definitions
 from tap_ifscloud.client import IFSStream
-from tap_ifscloud.connection_test import run_connection_test
 from tap_ifscloud.errors import ConfigurationError, TapIFSCloudError
 from tap_ifscloud.layout import StreamLayout, build_layout
 from tap_ifscloud.metadata import ProjectionMetadata
@@ -148,8 +147,16 @@ class TapIFSCloud(Tap):
     def definitions(self) -> list[StreamDefinition]:
         return stream_definitions(self.config)
 
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, less `faker_config`: Faker is not installed with
+        this tap, so stream-map expressions cannot use it."""
+        super().append_builtin_config(config_jsonschema)
+        config_jsonschema["properties"].pop("faker_config", None)
+
     def discover_streams(self) -> list[IFSStream]:
         self._check_start_date()
+        self._check_batch_config()
         return [IFSStream(self, d, self._layout(d)) for d in self.definitions]
 
     def _check_start_date(self) -> None:
@@ -162,6 +169,14 @@ class TapIFSCloud(Tap):
                     f"start_date {start_date!r} is not an ISO 8601 date or timestamp "
                     "(e.g. 2025-01-01 or 2025-01-01T00:00:00Z)"
                 ) from None
+
+    def _check_batch_config(self) -> None:
+        """singer-sdk writes batch files from the records as read, without the stream maps."""
+        if self.config.get("batch_config") and self.config.get("stream_maps"):
+            raise ConfigurationError(
+                "batch_config cannot be combined with stream_maps: batch files hold the "
+                "records as read, so the maps would be skipped; remove one of them"
+            )
 
     def _layout(self, definition: StreamDefinition) -> StreamLayout:
         """From the bundled `$metadata` where it fits the definition, else from the system."""
@@ -204,8 +219,14 @@ class TapIFSCloud(Tap):
                 parse_env_config=bool(config and config.parse_env),
                 validate_config=True,
             )
-            ok = run_connection_test(tap)
+            ok = tap.run_connection_test()
         ctx.exit(0 if ok else 1)
+
+    def run_connection_test(self) -> bool:
+        """Token, `$metadata` and one page per selected stream; one log line per check."""
+        result = connection_test.run_connection_test(self)
+        connection_test.log_result(result)
+        return result.ok
 
 
 @contextlib.contextmanager

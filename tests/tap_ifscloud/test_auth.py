@@ -1,10 +1,11 @@
-"""IFS IAM tokens: one per process, renewed early, never shown."""
+"""IFS IAM tokens: one per process (the core's token cache), renewed early, never shown."""
 
 from __future__ import annotations
 
 import pytest
 
-from tap_ifscloud.auth import IFSTokenProvider, refresh_margin
+from ifs_looker_core.token_cache import renewal_margin
+from tap_ifscloud.auth import IFSTokenProvider
 from tap_ifscloud.errors import AuthenticationError
 
 
@@ -25,10 +26,10 @@ def provider(sandbox, clock, secret=None) -> IFSTokenProvider:
     )
 
 
-def test_refresh_margin_is_60_seconds_or_a_tenth_of_the_lifetime():
-    assert refresh_margin(3600) == 60
-    assert refresh_margin(180) == 18
-    assert refresh_margin(3) == pytest.approx(0.3)
+def test_renewal_margin_is_60_seconds_or_a_tenth_of_the_lifetime():
+    assert renewal_margin(3600) == 60
+    assert renewal_margin(180) == 18
+    assert renewal_margin(3) == pytest.approx(0.3)
 
 
 def test_token_is_reused_until_the_margin_then_renewed(shared_sandbox):
@@ -46,9 +47,9 @@ def test_token_is_reused_until_the_margin_then_renewed(shared_sandbox):
 def test_a_rejected_token_is_replaced_once_even_if_several_streams_report_it(shared_sandbox):
     tokens = provider(shared_sandbox, Clock())
     first = tokens.token()
-    tokens.refresh_after_unauthorized(first)
+    tokens.cache.renew_after_unauthorized(first)
     second = tokens.token()
-    tokens.refresh_after_unauthorized(first)  # a late report about the old token
+    tokens.cache.renew_after_unauthorized(first)  # a late report about the old token
     assert tokens.token() == second != first
     assert tokens.refresh_count == 2
 

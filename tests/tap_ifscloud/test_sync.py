@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -11,7 +12,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.catalogue import BUILTIN_STREAMS, INCREMENTAL
 from tap_ifscloud.etag import decode_objversion
 
 from .conftest import (
@@ -26,6 +27,8 @@ from .conftest import (
 
 STREAM_NAMES = [d.name for d in BUILTIN_STREAMS]
 KEYS = {d.name: list(d.key_properties) for d in BUILTIN_STREAMS}
+DEFINITIONS = {d.name: d for d in BUILTIN_STREAMS}
+CHANGE_DATE_STREAMS = [d.name for d in BUILTIN_STREAMS if d.replication_mode == INCREMENTAL]
 
 
 def assert_same_rows(run_records: list[dict], expected: dict[tuple, dict], keys: list[str]) -> None:
@@ -101,22 +104,52 @@ def test_state_is_partitioned_by_company_and_full_table_streams_activate_version
     assert len(versions) == 1
 
 
+def tick_until_invoices_change(sandbox, companies: tuple[str, ...]) -> None:
+    """Drive the mutation clock (deterministic for the sandbox's seed) one change at a
+    time until supplier invoices of every company were both inserted and updated."""
+    for _ in range(1000):
+        invoices = [(a, k) for a, e, k in sandbox.clock.log if e == "ManSuppInvoiceSet"]
+        if {k[0] for _, k in invoices} >= set(companies) and {a for a, _ in invoices} >= {
+            "insert",
+            "update",
+        }:
+            return
+        sandbox.clock.tick(1)
+    raise AssertionError("1000 changes and still no invoice inserts and updates in every company")
+
+
+def changed_keys(sandbox, stream: str, companies: tuple[str, ...]) -> set[tuple]:
+    """Stream keys of the rows the mutation clock inserted or updated (all still present)."""
+    definition = DEFINITIONS[stream]
+    touched = {(e, k) for action, e, k in sandbox.clock.log if action != "delete"}
+    table = sandbox.store.table(definition.projection, definition.entity_set)
+    return {
+        tuple(row[k] for k in definition.key_properties)
+        for row in sandbox_rows(sandbox, definition.projection, definition.entity_set)
+        if row["Company"] in companies
+        and (definition.entity_set, tuple(row[k] for k in table.entity.keys)) in touched
+    }
+
+
 def test_second_run_with_state_returns_only_changed_rows_plus_lookback():
     with running_sandbox(companies=("US01", "DE01")) as sandbox:
         config = tap_config(sandbox, lookback_minutes=0)
         first = run_tap(config)
-        state = first.final_state
-
-        # nothing changed: incremental streams re-read only rows at the bookmark instant,
-        # the window stream only the bookmark day
-        quiet = run_tap(config, state=state)
-        for name in ("supplier_invoices", "purchase_orders", "customer_orders"):
-            marks = {
+        state = first.final_state  # every later run starts from a copy: a run updates its state
+        marks = {
+            name: {
                 p["context"]["Company"]: p["replication_key_value"]
                 for p in state["bookmarks"][name]["partitions"]
             }
+            for name in CHANGE_DATE_STREAMS
+        }
+
+        # nothing changed: incremental streams re-read only rows at the bookmark instant,
+        # the window stream only the bookmark day
+        quiet = run_tap(config, state=copy.deepcopy(state))
+        for name in CHANGE_DATE_STREAMS:
             records = quiet.records(name)
-            assert all(r["LastModified"] == marks[r["Company"]] for r in records), name
+            assert all(r["LastModified"] == marks[name][r["Company"]] for r in records), name
             assert len(records) < len(first.records(name)) / 5
         days = {
             p["context"]["Company"]: p["replication_key_value"]
@@ -127,25 +160,26 @@ def test_second_run_with_state_returns_only_changed_rows_plus_lookback():
         )
 
         # a few changes: exactly those rows (plus the unchanged bookmark-instant rows) come back
-        sandbox.update_config(mutations_per_request=1)
-        sandbox.tick()
-        sandbox.tick()
-        sandbox.tick()
-        sandbox.update_config(mutations_per_request=0)
-        changed = {
-            (entity_set, key) for action, entity_set, key in sandbox.clock.log if action != "delete"
-        }
-        second = run_tap(config, state=state)
-        invoices = by_key(second.records("supplier_invoices"), KEYS["supplier_invoices"])
-        for entity_set, key in changed:
-            if entity_set == "ManSuppInvoiceSet" and key[0] in ("US01", "DE01"):
-                assert key in invoices
-        expected_invoices = expected_records(sandbox, "supplier_invoices", ("US01", "DE01"))
-        for key, record in invoices.items():
-            assert record["_ifs_etag"] == expected_invoices[key]["_ifs_etag"]
+        tick_until_invoices_change(sandbox, ("US01", "DE01"))
+        second = run_tap(config, state=copy.deepcopy(state))
+        for name in CHANGE_DATE_STREAMS:
+            current = expected_records(sandbox, name, ("US01", "DE01"))
+            changed = changed_keys(sandbox, name, ("US01", "DE01"))
+            at_bookmark = {
+                key
+                for key, row in current.items()
+                if key not in changed and row["LastModified"] == marks[name][row["Company"]]
+            }
+            got = by_key(second.records(name), KEYS[name])
+            assert len(got) == len(second.records(name)), f"{name}: a row was emitted twice"
+            assert set(got) == changed | at_bookmark, name
+            for key, record in got.items():
+                assert record["_ifs_etag"] == current[key]["_ifs_etag"], (name, key)
+            if name == "supplier_invoices":
+                assert {key[0] for key in changed} == {"US01", "DE01"}, "no invoice changed"
 
         # a 30-day lookback on the window stream re-reads exactly the 30 days before the bookmark
-        wider = run_tap(tap_config(sandbox, lookback_days=30), state=state)
+        wider = run_tap(tap_config(sandbox, lookback_days=30), state=copy.deepcopy(state))
         since = {c: date.fromisoformat(d) - timedelta(days=30) for c, d in days.items()}
         expected = {
             key
