@@ -53,10 +53,13 @@ def sdk_private_names() -> set[str]:
 
 
 def sdk_classes_in(tree: ast.Module) -> set[str]:
-    """Local names bound to singer_sdk imports in a module."""
+    """Local names bound to imports from singer_sdk or from an SDK adapter module."""
     bound: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("singer_sdk"):
+        if isinstance(node, ast.ImportFrom) and (
+            (node.module or "").startswith("singer_sdk")
+            or (node.module or "").endswith("sdk_adapter")
+        ):
             bound.update(alias.asname or alias.name for alias in node.names)
     return bound
 
