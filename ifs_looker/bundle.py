@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tap_ifscloud.schemas
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
-from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.streams import BUILTIN_STREAMS
 
 SCHEMA_DIR = Path(tap_ifscloud.schemas.__file__).parent
 

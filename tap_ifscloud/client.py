@@ -15,11 +15,11 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 
 from tap_ifscloud import odata
-from tap_ifscloud.catalogue import FULL_TABLE, INCREMENTAL, WINDOW, StreamDefinition
 from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
 from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, build_layout
 from tap_ifscloud.paging import KeysetReader
 from tap_ifscloud.sdk_adapter import PagedStream
+from tap_ifscloud.streams import FULL_TABLE, INCREMENTAL, WINDOW, StreamDefinition
 
 if t.TYPE_CHECKING:
     from tap_ifscloud.api import IFSApi

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tap_ifscloud import odata
-from tap_ifscloud.catalogue import StreamDefinition
 from tap_ifscloud.errors import ConfigurationError
 from tap_ifscloud.etag import ETAG_COLUMN, OBJVERSION_COLUMN
 from tap_ifscloud.metadata import EntityMetadata
+from tap_ifscloud.streams import StreamDefinition
 
 CODE_PART_COLUMN = "code_part"
 CODE_COLUMN = "code"

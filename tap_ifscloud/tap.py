@@ -17,12 +17,12 @@ from singer_sdk import typing as th
 from ifs_looker_core import encrypted_settings
 from tap_ifscloud import connection_test, odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
-from tap_ifscloud.catalogue import REPLICATION_MODES, StreamDefinition, stream_definitions
 from tap_ifscloud.client import IFSStream
 from tap_ifscloud.errors import ConfigurationError, TapIFSCloudError
 from tap_ifscloud.layout import StreamLayout, build_layout
 from tap_ifscloud.metadata import ProjectionMetadata
 from tap_ifscloud.output import FastSingerWriter
+from tap_ifscloud.streams import REPLICATION_MODES, StreamDefinition, stream_definitions
 
 _STREAM_FIELDS = th.PropertiesList(
     th.Property("projection", th.StringType, description="IFS projection, without .svc"),

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
-from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.streams import BUILTIN_STREAMS
 from target_looker.naming import snake_case
 from tests.postgres import database_url, fresh_database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
-from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.streams import BUILTIN_STREAMS
 
 from .conftest import (
     MeltanoRunner,

@@ -18,7 +18,7 @@ import msgspec
 import pytest
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
-from tap_ifscloud.catalogue import BUILTIN_STREAMS
+from tap_ifscloud.streams import BUILTIN_STREAMS
 from tap_ifscloud.tap import TapIFSCloud
 from tests.sandboxes import running_ifs_cloud
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from tap_ifscloud.catalogue import BUILTIN_STREAMS, apply_override
 from tap_ifscloud.errors import ConfigurationError
 from tap_ifscloud.layout import build_layout
+from tap_ifscloud.streams import BUILTIN_STREAMS, apply_override
 from tap_ifscloud.tap import bundled_metadata
 
 BUILTIN = {d.name: d for d in BUILTIN_STREAMS}

@@ -14,8 +14,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tap_ifscloud.catalogue import BUILTIN_STREAMS, FULL_TABLE
 from tap_ifscloud.etag import decode_objversion
+from tap_ifscloud.streams import BUILTIN_STREAMS, FULL_TABLE
 from tap_ifscloud.tap import TapIFSCloud
 
 from .conftest import by_key, expected_records, run_cli, run_tap, tap_config

@@ -12,8 +12,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from tap_ifscloud.catalogue import BUILTIN_STREAMS, INCREMENTAL
 from tap_ifscloud.etag import decode_objversion
+from tap_ifscloud.streams import BUILTIN_STREAMS, INCREMENTAL
 
 from .conftest import (
     COMPANIES,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tap_ifscloud.catalogue import (
+from tap_ifscloud.errors import ConfigurationError
+from tap_ifscloud.streams import (
     BUILTIN_STREAMS,
     FULL_TABLE,
     INCREMENTAL,
     stream_definitions,
 )
-from tap_ifscloud.errors import ConfigurationError
 
 from .conftest import run_tap, sandbox_rows, tap_config
 
