@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ifs_looker_sandboxes.faults import RETRY_AFTER_MODES
-from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
+from ifs_looker_sandboxes.ifs_cloud import TENANTS, IfsCloudSandbox, SandboxConfig
 from ifs_looker_sandboxes.looker import (
     DEFAULT_CONNECTION,
     DEFAULT_MODEL,
@@ -83,6 +83,14 @@ IFS_FLAGS: tuple[Flag, ...] = (
         "server_page_size",
         "page by itself with @odata.nextLink after this many rows",
         int,
+    ),
+    Flag(
+        "--tenant",
+        "tenant",
+        "entity types of which tenant: 'default' (the built-in ones) or 'varied' (a real "
+        "tenant's extra properties and Cf_* custom fields, some built-in properties missing)",
+        str,
+        tuple(TENANTS),
     ),
     Flag(
         "--mutations-per-request",
@@ -203,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
     sandbox.bind()
     print(
         f"IFS Cloud sandbox on {sandbox.base_url}  realm={config.realm}  "
-        f"client_id={config.client_id}  companies={','.join(config.companies)}",
+        f"client_id={config.client_id}  companies={','.join(config.companies)}  "
+        f"tenant={config.tenant}",
         flush=True,
     )
     looker = start_looker(args)

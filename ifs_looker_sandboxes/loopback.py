@@ -5,14 +5,23 @@ tests, serve in the foreground for the CLI; its config with the fault knobs, the
 fault injector and the time source) and `SandboxRequestHandler` (dispatch of every
 method to one `_handle(method)`, reading the request body, injecting faults,
 dropping a connection), and keeps only its own protocol.
+
+Hostile requests never reach `_handle`: a malformed, duplicated or too large
+`Content-Length`, or a body without one (chunked), is refused before the body is
+read (`refuse`, connection closed), and http.server's own refusals (414, 400 for
+a broken request line, 501 for an unknown method) are JSON (`error_body`), not
+http.server's HTML page.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import re
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
@@ -22,6 +31,21 @@ from .faults import Fault, FaultInjector, FaultKnobs
 
 Self = TypeVar("Self", bound="LoopbackServer")
 Config = TypeVar("Config", bound=FaultKnobs)
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_LENGTH = re.compile(r"[0-9]{1,18}")
+# After refusing a body: how much of it (at most, and for how long) to discard unread, so that
+# closing does not reset the connection before the client has read the answer.
+_LINGER_BYTES = 4 * 1024 * 1024
+_LINGER_SECONDS = 1.0
+
+
+class RequestBodyError(Exception):
+    """A request body refused before reading it: `status` is 400, 411 or 413."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Server(ThreadingHTTPServer):
@@ -35,6 +59,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     # Headers and body leave in separate writes: with Nagle on, each answer waits for a delayed ACK.
     disable_nagle_algorithm = True
     sandbox: Any  # set on the subclass made per sandbox instance
+    max_body_bytes: ClassVar[int] = MAX_BODY_BYTES
+    _body: bytes = b""
 
     def log_message(self, format: str, *args: object) -> None:
         if self.sandbox.verbose:
@@ -48,9 +74,97 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         raise NotImplementedError
 
     def read_body(self) -> bytes:
-        """The request body (Content-Length bytes; none without the header)."""
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request body, read (and checked) before `_handle` runs."""
+        return self._body
+
+    def body_length(self) -> int:
+        """The announced body length; RequestBodyError if malformed, too large or chunked."""
+        if self.headers.get("Transfer-Encoding"):
+            raise RequestBodyError(411, "A request body must have a Content-Length header.")
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or ()}
+        if not lengths:
+            return 0
+        text = lengths.pop()
+        if lengths or not _LENGTH.fullmatch(text):
+            raise RequestBodyError(400, "The Content-Length header is not a valid length.")
+        length = int(text)
+        if length > self.max_body_bytes:
+            raise RequestBodyError(
+                413,
+                f"The request body of {length} bytes is larger than the limit of "
+                f"{self.max_body_bytes} bytes.",
+            )
+        return length
+
+    def _dispatch(self, method: str) -> None:
+        """Check and read the body, then `_handle`; a refused body is never read into memory."""
+        try:
+            length = self.body_length()
+        except RequestBodyError as exc:
+            self._refuse_body(exc)
+            return
+        self._body = self.rfile.read(length) if length else b""
+        self._handle(method)
+
+    def _refuse_body(self, exc: RequestBodyError) -> None:
+        self.close_connection = True
+        self.refuse(exc.status, str(exc))
+        self._linger()
+
+    def _linger(self) -> None:
+        """Discard (never keep) some unread body, so closing does not reset the answer away."""
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.2)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            discarded = 0
+            while discarded < _LINGER_BYTES and time.monotonic() < deadline:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                discarded += len(chunk)
+
+    def handle_expect_100(self) -> bool:
+        """Refuse a bad body before the client sends it, when it waits for `100 Continue`."""
+        try:
+            self.body_length()
+        except RequestBodyError as exc:
+            self.close_connection = True
+            self.refuse(exc.status, str(exc))
+            return False
+        return super().handle_expect_100()
+
+    # error answers --------------------------------------------------------------------------------
+
+    def error_body(self, status: int, message: str) -> bytes:
+        """The JSON body of an error answered outside `_handle`; each sandbox words its own."""
+        return json.dumps({"message": message}).encode()
+
+    def refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        """Answer an error outside `_handle` (bad body, bad method) in the sandbox's style."""
+        body = self.error_body(status, message)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (414, 400, 431, 501, 505) as JSON instead of an HTML page."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a broken request line: answer with a status line
+            self.request_version = self.protocol_version
+        if message is None:
+            message = self.responses.get(code, ("Error",))[0]
+        self.refuse(code, message)
+        self._linger()
 
     def drop_connection(self) -> None:
         """Close the connection without an answer: the client sees a reset or an empty reply."""
@@ -74,19 +188,19 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         return True
 
     def do_GET(self) -> None:
-        self._handle("GET")
+        self._dispatch("GET")
 
     def do_POST(self) -> None:
-        self._handle("POST")
+        self._dispatch("POST")
 
     def do_PUT(self) -> None:
-        self._handle("PUT")
+        self._dispatch("PUT")
 
     def do_PATCH(self) -> None:
-        self._handle("PATCH")
+        self._dispatch("PATCH")
 
     def do_DELETE(self) -> None:
-        self._handle("DELETE")
+        self._dispatch("DELETE")
 
 
 class LoopbackServer(Generic[Config]):

@@ -6,5 +6,13 @@ a real IFS Cloud system.
 
 from .config import SandboxConfig
 from .sandbox import PATH_PREFIX, IfsCloudSandbox
+from .tenants import TENANTS, TenantVariant, tenant_variant
 
-__all__ = ["PATH_PREFIX", "IfsCloudSandbox", "SandboxConfig"]
+__all__ = [
+    "PATH_PREFIX",
+    "TENANTS",
+    "IfsCloudSandbox",
+    "SandboxConfig",
+    "TenantVariant",
+    "tenant_variant",
+]

@@ -1,10 +1,11 @@
-"""Sandbox settings: data volume, credentials, token lifetime and fault knobs."""
+"""Sandbox settings: data volume, tenant variant, credentials, token lifetime and fault knobs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..faults import FaultKnobs
+from .tenants import tenant_variant
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class SandboxConfig(FaultKnobs):
     token_lifetime: float = 3600.0
     server_page_size: int | None = None
     mutations_per_request: int = 0
+    tenant: str = "default"  # a tenants.TENANTS name; fixed when the sandbox is made
 
     def __post_init__(self) -> None:
         self.check_faults()
@@ -31,3 +33,4 @@ class SandboxConfig(FaultKnobs):
             raise ValueError("token_lifetime must be positive")
         if self.server_page_size is not None and self.server_page_size < 1:
             raise ValueError("server_page_size must be at least 1")
+        tenant_variant(self.tenant)  # an unknown tenant is a ValueError naming the known ones

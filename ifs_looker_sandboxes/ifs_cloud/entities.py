@@ -16,6 +16,9 @@ DATE = "Edm.Date"
 TIMESTAMP = "Edm.DateTimeOffset"
 INT = "Edm.Int32"
 BOOLEAN = "Edm.Boolean"
+TIME_OF_DAY = "Edm.TimeOfDay"
+BINARY = "Edm.Binary"  # base64url in JSON
+STREAM = "Edm.Stream"  # listed in $metadata, never in a row's JSON; clients leave it out
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,13 @@ class EntityType:
         return cache
 
     @property
+    def stored_props(self) -> tuple[Prop, ...]:
+        """The properties a row carries: all but stream properties (fetched on their own URL)."""
+        return tuple(p for p in self.props if p.type != STREAM)
+
+    @property
     def field_names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.props)
+        return tuple(p.name for p in self.stored_props)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 `$filter` is parsed into a small AST, type-checked against the entity (so an
 unknown property or a literal of the wrong type gets IFS's 400), and compiled
-to one Python predicate. The AST also yields the lower bound of the leading
-`$orderby` field and a `Company eq` partition, which let the store start a
-scan where the answer begins instead of at the first row.
+to one Python predicate. Hostile filters get 400 too, never a crash: nesting
+(parentheses, `not`, function calls) is limited to `MAX_NESTING` levels, and
+long `and`/`or` chains are flat, not nested, wherever they are walked. The AST
+also yields the lower bound of the leading `$orderby` field and a `Company eq`
+partition, which let the store start a scan where the answer begins instead of
+at the first row.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 
 from .entities import (
@@ -21,7 +24,9 @@ from .entities import (
     DECIMAL,
     INT,
     PROJECTIONS_BY_NAME,
+    STREAM,
     STRING,
+    TIME_OF_DAY,
     TIMESTAMP,
     EntityType,
     EnumType,
@@ -44,6 +49,7 @@ _TOKEN = re.compile(
   | (?P<string>'(?:[^']|'')*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)
   | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_]\w*)
   | (?P<punct>[(),])
@@ -55,6 +61,8 @@ COMPARISONS = {"eq": "==", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "
 STRING_PREDICATES = {"contains", "startswith", "endswith"}
 STRING_FUNCTIONS = {"tolower": "lower", "toupper": "upper", "trim": "strip"}
 KEYWORDS = {"and", "or", "not", "true", "false", "null", *COMPARISONS, "has"}
+MAX_NESTING = 50  # parentheses, `not`s and function calls inside one another
+INT32 = (-(2**31), 2**31 - 1)
 
 
 @dataclass(frozen=True)
@@ -121,13 +129,27 @@ class Not:
 class FilterParser:
     """Recursive descent over the token list; precedence: not > comparison > and > or."""
 
-    def __init__(self, text: str, entity: EntityType, namespace: str) -> None:
+    def __init__(
+        self,
+        text: str,
+        entity: EntityType,
+        namespace: str,
+        enums: dict[str, EnumType] | None = None,
+    ) -> None:
         self.text = text
         self.entity = entity
         self.namespace = namespace
-        self.enums = enums_of(namespace)
+        self.enums = enums_of(namespace) if enums is None else enums
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
+
+    def _enter(self, levels: int = 1) -> None:
+        self.depth += levels
+        if self.depth > MAX_NESTING:
+            raise QueryError(
+                f"The $filter expression is nested more than {MAX_NESTING} levels deep."
+            )
 
     def parse(self) -> object:
         if not self.tokens:
@@ -169,10 +191,16 @@ class FilterParser:
         return node
 
     def _not(self) -> object:
-        if self._word() == "not":
+        nots = 0
+        while self._word() == "not":
             self.pos += 1
-            return Not(self._not())
-        return self._comparison()
+            nots += 1
+        self._enter(nots)
+        node = self._comparison()
+        for _ in range(nots):
+            node = Not(node)
+        self.depth -= nots
+        return node
 
     def _comparison(self) -> object:
         left = self._operand()
@@ -191,8 +219,10 @@ class FilterParser:
             raise QueryError(f"Syntax error: unexpected end of '{self.text}'.")
         self.pos += 1
         if token.text == "(":
+            self._enter()
             node = self._or()
             self._expect(")")
+            self.depth -= 1
             return node
         if token.kind == "name":
             return self._name(token)
@@ -207,27 +237,39 @@ class FilterParser:
         following = self._peek()
         if following is not None and following.text == "(":
             return self._call(lowered)
-        prop = self.entity.prop(token.text)
-        if prop is None:
-            raise QueryError(
-                f"The property '{token.text}', used in a query expression, is not defined in type "
-                f"'{self.namespace}.{self.entity.name}'."
-            )
-        return Property(prop)
+        return Property(queryable(self.entity, token.text, self.namespace))
 
     def _call(self, name: str) -> object:
         if name not in STRING_PREDICATES and name not in STRING_FUNCTIONS:
             raise QueryError(f"An unknown function with name '{name}' was found.")
         self._expect("(")
+        self._enter()
         args = [self._or()]
         while self._peek() is not None and self._peek().text == ",":  # type: ignore[union-attr]
             self.pos += 1
             args.append(self._or())
         self._expect(")")
+        self.depth -= 1
         expected = 2 if name in STRING_PREDICATES else 1
         if len(args) != expected:
             raise QueryError(f"The function '{name}' takes {expected} argument(s).")
         return Call(name, tuple(args))
+
+
+def queryable(entity: EntityType, name: str, namespace: str) -> Prop:
+    """The property a query expression names, or IFS's 400 (stream properties hold no value)."""
+    prop = entity.prop(name)
+    if prop is None:
+        raise QueryError(
+            f"The property '{name}', used in a query expression, is not defined in type "
+            f"'{namespace}.{entity.name}'."
+        )
+    if prop.type == STREAM:
+        raise QueryError(
+            f"The stream property '{name}' cannot be used in a query expression; "
+            f"read it from its own URL."
+        )
+    return prop
 
 
 def literal(token: Token, namespace: str) -> Literal:
@@ -246,10 +288,15 @@ def literal(token: Token, namespace: str) -> Literal:
             raise QueryError(f"Invalid date literal '{text}'.") from exc
     if token.kind == "datetime":
         try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as exc:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise QueryError(f"Invalid DateTimeOffset literal '{text}'.") from exc
-        return Literal("datetime", value.astimezone(UTC), text)
+        return Literal("datetime", value, text)
+    if token.kind == "time":
+        try:
+            return Literal("time", time.fromisoformat(text), text)
+        except ValueError as exc:
+            raise QueryError(f"Invalid TimeOfDay literal '{text}'.") from exc
     raise QueryError(f"Syntax error at position {token.pos}: unexpected '{text}'.")
 
 
@@ -273,6 +320,7 @@ def _edm(node: object) -> str:
             "number": DECIMAL,
             "date": DATE,
             "datetime": TIMESTAMP,
+            "time": TIME_OF_DAY,
             "boolean": BOOLEAN,
             "enum": "enum",
             "null": "null",
@@ -303,10 +351,14 @@ def coerce(lit: Literal, prop: Prop, enums: dict[str, EnumType]) -> object:
             number = Decimal(lit.text)
         except InvalidOperation as exc:
             raise mismatch from exc
-        return int(number) if prop.type == INT and number == number.to_integral_value() else number
+        if prop.type == INT and number == number.to_integral_value() and in_int32(number):
+            return int(number)
+        return number  # beyond Int32 (or fractional): compared as a Decimal, matches nothing
     if prop.type == DATE and lit.kind == "date":
         return lit.value
     if prop.type == TIMESTAMP and lit.kind == "datetime":
+        return lit.value
+    if prop.type == TIME_OF_DAY and lit.kind == "time":
         return lit.value
     if prop.type == TIMESTAMP and lit.kind == "date":
         d = lit.value
@@ -334,6 +386,24 @@ def check_comparison(node: Compare, enums: dict[str, EnumType]) -> Compare:
 
 
 _MIRROR = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+
+
+def in_int32(number: Decimal) -> bool:
+    return INT32[0] <= number <= INT32[1]
+
+
+def operands(node: object, op: str) -> list[object]:
+    """The operands of a chain `a op b op c ...`, left to right, walked without recursion."""
+    found: list[object] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, BoolOp) and current.op == op:
+            stack.append(current.right)
+            stack.append(current.left)
+        else:
+            found.append(current)
+    return found
 
 
 # Compilation -------------------------------------------------------------------------------------
@@ -366,8 +436,8 @@ class _Compiler:
         return f"({self.boolean(node)})"
 
     def boolean(self, node: object) -> str:
-        if isinstance(node, BoolOp):
-            return f"({self.boolean(node.left)} {node.op} {self.boolean(node.right)})"
+        if isinstance(node, BoolOp):  # one flat chain: no nesting however long it is
+            return "(" + f" {node.op} ".join(self.boolean(n) for n in operands(node, node.op)) + ")"
         if isinstance(node, Not):
             return f"(not {self.boolean(node.operand)})"
         if isinstance(node, Compare):
@@ -400,7 +470,10 @@ Predicate = Callable[[object], bool]
 def compile_filter(node: object) -> Predicate:
     compiler = _Compiler()
     source = compiler.boolean(node)
-    code = compile(f"lambda r: {source}", "<$filter>", "eval")
+    try:
+        code = compile(f"lambda r: {source}", "<$filter>", "eval")
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
+        raise QueryError("The $filter expression is too complex.") from exc
     return eval(code, {"c": compiler.constants, "__builtins__": {}})  # noqa: S307 - generated from a checked AST
 
 
@@ -415,13 +488,13 @@ def lower_bound(node: object, field: str) -> object | None:
         )
         return node.right.value if bounded else None  # type: ignore[union-attr]
     if isinstance(node, BoolOp):
-        left, right = lower_bound(node.left, field), lower_bound(node.right, field)
+        bounds = [lower_bound(n, field) for n in operands(node, node.op)]
         if node.op == "and":
-            candidates = [b for b in (left, right) if b is not None]
-            return max(candidates) if candidates else None
-        if left is None or right is None:
+            candidates = [b for b in bounds if b is not None]
+            return max(candidates) if candidates else None  # type: ignore[type-var]
+        if any(b is None for b in bounds):
             return None
-        return min(left, right)
+        return min(bounds)  # type: ignore[type-var]
     return None
 
 
@@ -432,8 +505,10 @@ def partition_value(node: object, field: str) -> object | None:
             return node.right.value
         return None
     if isinstance(node, BoolOp) and node.op == "and":
-        found = partition_value(node.left, field)
-        return found if found is not None else partition_value(node.right, field)
+        for operand in operands(node, "and"):
+            found = partition_value(operand, field)
+            if found is not None:
+                return found
     return None
 
 
@@ -446,8 +521,14 @@ class Filter:
     predicate: Predicate
 
 
-def parse_filter(text: str, entity: EntityType, namespace: str) -> Filter:
-    ast = FilterParser(text, entity, namespace).parse()
+def parse_filter(
+    text: str, entity: EntityType, namespace: str, enums: dict[str, EnumType] | None = None
+) -> Filter:
+    """`enums`: the projection's enum types (by default the built-in projection's)."""
+    try:
+        ast = FilterParser(text, entity, namespace, enums).parse()
+    except RecursionError as exc:  # the nesting limit comes first; this is a last line
+        raise QueryError("The $filter expression is too complex.") from exc
     return Filter(text, ast, compile_filter(ast))
 
 
@@ -458,11 +539,7 @@ def parse_orderby(text: str, entity: EntityType, namespace: str) -> tuple[tuple[
         words = part.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
             raise QueryError(f"Syntax error in $orderby '{text}'.")
-        if entity.prop(words[0]) is None:
-            raise QueryError(
-                f"The property '{words[0]}', used in a query expression, is not defined in type "
-                f"'{namespace}.{entity.name}'."
-            )
+        queryable(entity, words[0], namespace)
         order.append((words[0], len(words) == 2 and words[1] == "desc"))
     return tuple(order)
 
@@ -472,15 +549,23 @@ def parse_select(text: str, entity: EntityType, namespace: str) -> tuple[str, ..
     if not names:
         raise QueryError("The $select query option must not be empty.")
     for name in names:
-        if name != "*" and entity.prop(name) is None:
+        prop = entity.prop(name) if name != "*" else None
+        if name != "*" and prop is None:
             raise QueryError(
                 f"Could not find a property named '{name}' on type '{namespace}.{entity.name}'."
+            )
+        if prop is not None and prop.type == STREAM:
+            raise QueryError(
+                f"The stream property '{name}' cannot be selected; read it from its own URL."
             )
     return () if "*" in names else names
 
 
+_NON_NEGATIVE = re.compile(r"[0-9]{1,18}")
+
+
 def parse_non_negative(name: str, text: str) -> int:
-    if not text.isdigit():
+    if not _NON_NEGATIVE.fullmatch(text):
         raise QueryError(
             f"Invalid value '{text}' for {name} query option found. "
             f"The {name} query option requires a non-negative integer value."

@@ -13,6 +13,7 @@ from .dataset import generate
 from .mutation import MutationClock
 from .server import SandboxHandler
 from .store import DECODER, ENCODER, Store
+from .tenants import Shaper, TenantVariant, tenant_variant
 from .tokens import TokenIssuer
 
 PATH_PREFIX = "/main/ifsapplications/projection/v1"
@@ -23,6 +24,9 @@ RequestLogEntry = tuple[str, str, int]  # method, path with query, status (0: dr
 
 class IfsCloudSandbox(LoopbackServer[SandboxConfig]):
     """An IFS Cloud on loopback; start with `start()` or as a context manager (port 0: any).
+
+    `tenant` is the tenant variant (`config.tenant`) whose entity types it serves: the built-in
+    ones (`default`) or another real tenant's shape (`varied`, see tenants.py).
 
     Two clocks, not to be confused: `time` (the `time_source` argument; real time
     unless a test passes a `ManualClock`) dates tokens, changed rows and Retry-After;
@@ -41,12 +45,25 @@ class IfsCloudSandbox(LoopbackServer[SandboxConfig]):
         time_source: TimeSource | None = None,
     ) -> None:
         super().__init__(config or SandboxConfig(), host, port, verbose, time_source)
-        self.store = Store()
+        self.tenant: TenantVariant = tenant_variant(self.config.tenant)  # fixed for the run
+        self.projections = self.tenant.projections
+        self.projections_by_name = self.tenant.projections_by_name
+        self.store = Store(self.projections, self._shapers())
         self._load()
         self.tokens = TokenIssuer(self.config.client_id, self.config.client_secret, self.time)
         self.clock = MutationClock(self.store, self.config.seed, self.time)
         self.request_log: list[RequestLogEntry] = []
         self._logged = threading.Condition()
+
+    def _shapers(self) -> dict[str, Shaper]:
+        shapers = {}
+        for projection in self.projections:
+            for entity_set in projection.entity_sets:
+                keys = projection.entity_type(entity_set.entity_type).keys
+                shaper = self.tenant.shaper(entity_set.name, keys, self.config.seed)
+                if shaper is not None:
+                    shapers[entity_set.name] = shaper
+        return shapers
 
     def _load(self) -> None:
         """Generate the data set; the cyclic GC is paused: millions of rows form no cycles."""

@@ -5,13 +5,22 @@ Routes follow IFS Cloud:
   GET  /(main|int)/ifsapplications/projection/v1/<Projection>.svc/$metadata
   GET  /(main|int)/ifsapplications/projection/v1/<Projection>.svc/<EntitySet>[(<keys>)]
   PATCH, DELETE on <EntitySet>(<keys>) with If-Match
+  HEAD as GET without a body; OPTIONS, TRACE and unknown methods get 405
+
+Hostile input gets IFS's 4xx with its JSON error body, never a 500 or an HTML
+page: malformed keys, filters nested too deeply, bad or too large request bodies
+(refused unread, see loopback.py), and PATCH values its own `$metadata` forbids
+(enum members, Edm.Decimal beyond Precision 130/Scale 65, Edm.Int32 range,
+strings beyond MaxLength, timestamps without an offset).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -20,8 +29,27 @@ import msgspec
 from ..faults import Fault
 from ..loopback import SandboxRequestHandler
 from .edmx import render_metadata
-from .entities import BOOLEAN, DATE, DECIMAL, INT, PROJECTIONS_BY_NAME, STRING, TIMESTAMP, Prop
-from .query import QueryError, parse_filter, parse_non_negative, parse_orderby, parse_select
+from .entities import (
+    BINARY,
+    BOOLEAN,
+    DATE,
+    DECIMAL,
+    INT,
+    STREAM,
+    STRING,
+    TIME_OF_DAY,
+    TIMESTAMP,
+    EnumType,
+    Prop,
+)
+from .query import (
+    INT32,
+    QueryError,
+    parse_filter,
+    parse_non_negative,
+    parse_orderby,
+    parse_select,
+)
 from .store import DECODER, ENCODER, EntityTable
 from .tokens import TokenError
 
@@ -35,23 +63,82 @@ ODATA_PATH = re.compile(
 TOKEN_PATH = re.compile(r"^/auth/realms/(?P<realm>[^/]+)/protocol/openid-connect/token$")
 ENTITY_PATH = re.compile(r"^(?P<set>[A-Za-z0-9_]+)(?:\((?P<keys>.*)\))?$")
 KEY_PART = re.compile(
-    r"\s*(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'(?:[^']|'')*'|[^,]+)\s*(?:,|$)"
+    r"\s*(?:(?P<name>[A-Za-z_]\w*)\s*=\s*)?(?P<value>'(?:[^']|'')*'|[^,']+?)\s*(?:,|$)"
 )
+INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
+DECIMAL_LITERAL = re.compile(r"[+-]?[0-9]{1,65}(?:\.[0-9]{1,65})?(?:[eE][+-]?[0-9]{1,3})?")
+BASE64URL = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?")
 JSON_TYPE = "application/json;odata.metadata=minimal;IEEE754Compatible=false"
+DECIMAL_PRECISION, DECIMAL_SCALE = 130, 65  # every Edm.Decimal in $metadata
+ALLOWED_METHODS = "GET, HEAD, POST, PATCH, DELETE"
+MAX_BODY_BYTES = 1024 * 1024  # IFS PATCH bodies and token forms are a few kilobytes
 
 
 class HttpError(Exception):
-    """An IFS-style error response."""
+    """An IFS-style error response; `detailed`: the message is also its one detail."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, detailed: bool = False) -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"error": {"code": code, "message": message, "details": []}}
+        details = [{"code": code, "message": message}] if detailed else []
+        self.body = {"error": {"code": code, "message": message, "details": details}}
+
+
+def bad_request(message: str) -> HttpError:
+    return HttpError(400, "ODP_BAD_REQUEST", message, detailed=True)
+
+
+ERROR_CODES = {
+    400: "ODP_BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    411: "LENGTH_REQUIRED",
+    413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
+    431: "HEADERS_TOO_LARGE",
+    501: "NOT_IMPLEMENTED",
+    505: "HTTP_VERSION_NOT_SUPPORTED",
+}
 
 
 class SandboxHandler(SandboxRequestHandler):
     server_version = "IfsCloudSandbox/1.0"
     sandbox: IfsCloudSandbox
+    max_body_bytes = MAX_BODY_BYTES
+
+    def error_body(self, status: int, message: str) -> bytes:
+        code = ERROR_CODES.get(status, "ODP_BAD_REQUEST" if status < 500 else "INTERNAL_ERROR")
+        return ENCODER.encode(HttpError(status, code, message, detailed=True).body)
+
+    def refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self._status = status
+        super().refuse(status, message, (("OData-Version", "4.0"), *headers))
+        if self.command:
+            self.sandbox.record(self.command, self.path, status)
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._method_not_allowed()
+
+    def do_TRACE(self) -> None:
+        self._method_not_allowed()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        if code == 501:  # http.server's answer to a method it has no do_ for: a client error here
+            self._method_not_allowed()
+            return
+        super().send_error(code, message, explain)
+
+    def _method_not_allowed(self) -> None:
+        self.close_connection = True  # a body, if any, stays unread
+        self.refuse(
+            405,
+            f"The HTTP method '{self.command}' is not allowed.",
+            (("Allow", ALLOWED_METHODS),),
+        )
+        self._linger()
 
     def _handle(self, method: str) -> None:
         self._status = 0
@@ -63,6 +150,8 @@ class SandboxHandler(SandboxRequestHandler):
             self._json(exc.status, exc.body)
         except QueryError as exc:
             self._json(400, HttpError(400, exc.code, str(exc)).body)
+        except RecursionError:  # a last line behind the parsers' nesting limits
+            self._json(400, bad_request("The request is nested too deeply.").body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # an IFS server answers 500, it does not drop the connection
@@ -72,6 +161,8 @@ class SandboxHandler(SandboxRequestHandler):
             self.sandbox.record(method, self.path, self._status)
 
     def _route(self, method: str) -> None:
+        if method == "HEAD":  # answered as GET; `_send` leaves the body out
+            method = "GET"
         url = urlsplit(self.path)
         path = unquote(url.path)
         token_match = TOKEN_PATH.match(path)
@@ -91,7 +182,7 @@ class SandboxHandler(SandboxRequestHandler):
                 (("WWW-Authenticate", 'Bearer error="invalid_token"'),),
             )
             return
-        projection = PROJECTIONS_BY_NAME.get(odata.group("projection"))
+        projection = self.sandbox.projections_by_name.get(odata.group("projection"))
         if projection is None:
             raise HttpError(404, "NOT_FOUND", "Metadata not found.")
         rest = odata.group("rest") or ""
@@ -149,7 +240,7 @@ class SandboxHandler(SandboxRequestHandler):
     # reads ---------------------------------------------------------------------------------------
 
     def _service_document(self, projection: str) -> None:
-        sets = PROJECTIONS_BY_NAME[projection].entity_sets
+        sets = self.sandbox.projections_by_name[projection].entity_sets
         self._json(
             200,
             {
@@ -167,7 +258,10 @@ class SandboxHandler(SandboxRequestHandler):
         if unknown:
             raise QueryError(f"The query parameter '{unknown[0]}' is not supported.")
         entity, namespace = table.entity, table.namespace
-        flt = parse_filter(query["$filter"], entity, namespace) if "$filter" in query else None
+        enums = table.projection_enums
+        flt = (
+            parse_filter(query["$filter"], entity, namespace, enums) if "$filter" in query else None
+        )
         order = parse_orderby(query["$orderby"], entity, namespace) if "$orderby" in query else ()
         select = parse_select(query["$select"], entity, namespace) if "$select" in query else ()
         top = parse_non_negative("$top", query["$top"]) if "$top" in query else None
@@ -254,7 +348,7 @@ class SandboxHandler(SandboxRequestHandler):
                         f"The property '{name}' does not exist on type "
                         f"'{table.namespace}.{table.entity.name}'.",
                     )
-                converted = convert(prop, value)
+                converted = convert(prop, value, table.projection_enums)
                 if name in table.entity.keys and converted != merged[name]:
                     raise HttpError(
                         400, "ODP_BAD_REQUEST", f"Key property '{name}' cannot be changed."
@@ -318,7 +412,11 @@ class SandboxHandler(SandboxRequestHandler):
         self.send_header("OData-Version", "4.0")
         for name, value in headers:
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         for part in parts:
             self.wfile.write(part)
 
@@ -352,64 +450,99 @@ def collect(
 
 
 def parse_key(table: EntityTable, text: str) -> tuple:
-    """`Company='US01',Account='1010'` (or a lone `'P1'` for single keys) -> key tuple."""
+    """`Company='US01',Account='1010'` (or a lone `'P1'` for single keys) -> key tuple.
+
+    Anything else (a value of the wrong type, a name twice, a stray `=`) is IFS's 400.
+    """
     values: dict[str, str] = {}
     pos = 0
     while pos < len(text):
         match = KEY_PART.match(text, pos)
         if match is None or match.end() == pos:
-            raise HttpError(400, "ODP_BAD_REQUEST", f"Invalid key predicate '({text})'.")
+            raise bad_request(f"Invalid key predicate '({text})'.")
         name = match.group("name") or (table.entity.keys[0] if len(table.entity.keys) == 1 else "")
+        if name in values:
+            raise bad_request(f"The key predicate names '{name}' twice.")
         values[name] = match.group("value").strip()
         pos = match.end()
     if set(values) != set(table.entity.keys):
-        raise HttpError(
-            400,
-            "ODP_BAD_REQUEST",
-            f"The key predicate must name {', '.join(table.entity.keys)}.",
-        )
+        raise bad_request(f"The key predicate must name {', '.join(table.entity.keys)}.")
     return tuple(_key_value(table.entity.prop(k), values[k]) for k in table.entity.keys)  # type: ignore[arg-type]
 
 
 def _key_value(prop: Prop, text: str) -> object:
     if text.startswith("'"):
         return convert(prop, text[1:-1].replace("''", "'"))
-    return convert(prop, Decimal(text) if prop.type == DECIMAL else int(text))
+    if prop.type == INT and INTEGER.fullmatch(text):
+        return convert(prop, int(text))
+    if prop.type == DECIMAL and DECIMAL_LITERAL.fullmatch(text):
+        return convert(prop, Decimal(text))
+    raise bad_request(f"The key value {text} is not a valid {prop.type} literal for '{prop.name}'.")
 
 
-def convert(prop: Prop, value: object) -> object:
-    """A JSON value as the Python value stored for the property, or IFS's 400."""
+def check_decimal(prop: Prop, value: Decimal) -> Decimal:
+    """A Decimal that fits `Precision="130" Scale="65"`, or IFS's 400."""
+    if not value.is_finite():
+        raise bad_request(f"The value of '{prop.name}' is not a finite number.")
+    _, digits, exponent = value.as_tuple()
+    scale = max(0, -exponent)  # type: ignore[operator]
+    integer_digits = max(0, len(digits) + exponent)  # type: ignore[operator]
+    if scale > DECIMAL_SCALE or integer_digits > DECIMAL_PRECISION - DECIMAL_SCALE:
+        raise bad_request(
+            f"The value of '{prop.name}' does not fit Edm.Decimal with Precision "
+            f"{DECIMAL_PRECISION} and Scale {DECIMAL_SCALE}."
+        )
+    return value
+
+
+def convert(prop: Prop, value: object, enums: dict[str, EnumType] | None = None) -> object:
+    """A JSON value as the Python value stored for the property, or IFS's 400.
+
+    `enums`: the projection's enum types; a string that is not a member of the property's
+    enum is refused.
+    """
     if value is None:
         if not prop.nullable:
-            raise HttpError(400, "ODP_BAD_REQUEST", f"'{prop.name}' is mandatory.")
+            raise bad_request(f"'{prop.name}' is mandatory.")
         return None
+    if prop.type == STREAM:
+        raise bad_request(f"The stream property '{prop.name}' cannot be set in an entity body.")
     try:
         if prop.is_enum or prop.type == STRING:
             if not isinstance(value, str):
                 raise TypeError
             if prop.max_length is not None and len(value) > prop.max_length:
-                raise HttpError(
-                    400,
-                    "ODP_BAD_REQUEST",
-                    f"The value of '{prop.name}' is longer than {prop.max_length} characters.",
+                raise bad_request(
+                    f"The value of '{prop.name}' is longer than {prop.max_length} characters."
                 )
+            enum = (enums or {}).get(prop.type) if prop.is_enum else None
+            if enum is not None and value not in enum.members:
+                raise bad_request(f"'{value}' is not a valid value of enumeration '{prop.type}'.")
             return value
         if (
             prop.type == DECIMAL
             and isinstance(value, (int, Decimal))
             and not isinstance(value, bool)
         ):
-            return Decimal(value)
+            return check_decimal(prop, Decimal(value))
         if prop.type == INT and isinstance(value, int) and not isinstance(value, bool):
+            if not INT32[0] <= value <= INT32[1]:
+                raise bad_request(f"The value of '{prop.name}' is outside the Edm.Int32 range.")
             return value
         if prop.type == BOOLEAN and isinstance(value, bool):
             return value
         if prop.type == DATE and isinstance(value, str):
             return date.fromisoformat(value)
         if prop.type == TIMESTAMP and isinstance(value, str):
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if stamp.tzinfo is None:
+                raise bad_request(f"The value of '{prop.name}' needs a time zone offset.")
+            return stamp.astimezone(UTC)
+        if prop.type == TIME_OF_DAY and isinstance(value, str):
+            return time.fromisoformat(value)
+        if prop.type == BINARY and isinstance(value, str) and BASE64URL.fullmatch(value):
+            base64.urlsafe_b64decode(value)
+            return value
+    except (ValueError, TypeError, OverflowError, InvalidOperation, binascii.Error):
         pass
-    except TypeError:
-        pass
-    raise HttpError(400, "ODP_BAD_REQUEST", f"Invalid value for '{prop.name}' of type {prop.type}.")
+    raise bad_request(f"Invalid value for '{prop.name}' of type {prop.type}.")

@@ -20,7 +20,8 @@ import msgspec
 
 from . import etag
 from .entities import PROJECTIONS, EntitySet, EntityType, Projection
-from .query import Filter, enums_of, lower_bound, partition_value
+from .query import Filter, lower_bound, partition_value
+from .tenants import Shaper
 
 ETAG_FIELD = "odata_etag"
 ENCODER = msgspec.json.Encoder(decimal_format="number")
@@ -42,16 +43,21 @@ class EntityTable:
     """One entity set's rows, keyed by the entity's key tuple."""
 
     def __init__(
-        self, projection: Projection, entity_set: EntitySet, rowids: Iterator[int]
+        self,
+        projection: Projection,
+        entity_set: EntitySet,
+        rowids: Iterator[int],
+        shape: Shaper | None = None,
     ) -> None:
         self.projection = projection
         self.entity_set = entity_set
         self.entity: EntityType = projection.entity_type(entity_set.entity_type)
         self.namespace = f"IfsApp.{projection.name}"
-        self.projection_enums = enums_of(self.namespace)
+        self.projection_enums = {e.name: e for e in projection.enums}
+        self.shape = shape  # a tenant variant's: default-tenant values -> this tenant's
         self.struct = msgspec.defstruct(
             self.entity.name,
-            [(ETAG_FIELD, str), *((p.name, object, None) for p in self.entity.props)],
+            [(ETAG_FIELD, str), *((p.name, object, None) for p in self.entity.stored_props)],
             rename={ETAG_FIELD: "@odata.etag"},
         )
         self.rows: dict[tuple, msgspec.Struct] = {}
@@ -73,6 +79,8 @@ class EntityTable:
 
     def put(self, values: dict[str, object], changed_at: datetime) -> msgspec.Struct:
         """Insert or replace a row; its objversion moves forward."""
+        if self.shape is not None:
+            values = self.shape(values)
         key = self.key_of(values)
         version = self.versions.get(key)
         if version is None:
@@ -171,11 +179,18 @@ def _db_name(name: str) -> str:
 class Store:
     """All entity tables of all projections, guarded by one lock."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        projections: tuple[Projection, ...] = PROJECTIONS,
+        shapers: dict[str, Shaper] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         counter = iter(range(1, 1 << 60))
+        shapers = shapers or {}
         self.tables: dict[tuple[str, str], EntityTable] = {
-            (p.name, s.name): EntityTable(p, s, counter) for p in PROJECTIONS for s in p.entity_sets
+            (p.name, s.name): EntityTable(p, s, counter, shapers.get(s.name))
+            for p in projections
+            for s in p.entity_sets
         }
 
     def table(self, projection: str, entity_set: str) -> EntityTable:
