@@ -5,6 +5,13 @@ git repository, so `lookml_dir` is a checkout of it and these files go there (an
 `POST /projects/{id}/validate` can check them). Views, fields, explores and joins
 are dataclasses; `render` is the one place that knows LookML's syntax.
 
+Names come from the warehouse (with `column_naming: preserve`, from the tap), so
+nothing here trusts them: LookML names (views, fields, files) are reduced to
+`[a-z0-9_]`, so every file lands inside `lookml_dir`; quoted strings are escaped; a
+table or column whose name LookML's SQL blocks cannot carry (`;;` ends a block, `${`,
+`{{`, `{%` are substitutions) is left out with a warning, never written broken.
+A write that fails raises `LookMLError`, after writing every file it can.
+
 The finance explore joins voucher rows to GL accounts (account group), to each
 cost-allocation code part B-J, and up the account hierarchy (immediate parent,
 grandparent, ...), so totals by account group or hierarchy level in Looker are
@@ -14,6 +21,9 @@ the SQL such explore queries imply against loaded data to prove it).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +49,28 @@ SQL_PARAMS = frozenset({"sql", "sql_on", "sql_table_name", "sql_where"})
 QUOTED_PARAMS = frozenset({"label", "view_label", "group_label", "description", "connection"})
 CODE_PARTS = tuple("BCDEFGHIJ")
 COMPOUND_KEY = "primary_key"
+# What ends or substitutes into a LookML SQL block: no escape exists for these.
+SQL_BLOCK_BREAKERS = (";;", "${", "{{", "{%")
+_BARE = re.compile(r"[a-z0-9_]+")
+_REFERENCE = re.compile(r"\$\{[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?\}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+logger = logging.getLogger("target-looker.lookml")
+
+
+class LookMLError(RuntimeError):
+    """LookML could not be (fully) written; `written` and `failures` say what happened."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        written: list[Path] | None = None,
+        failures: list[tuple[Path, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.written = written or []
+        self.failures = failures or []
+
 
 # LookML as data ----------------------------------------------------------------------------------
 
@@ -179,6 +211,7 @@ class Model:
     views: tuple[View, ...]
     explores: tuple[Explore, ...]
     views_dir: str = "views"
+    skipped: tuple[str, ...] = ()  # tables and columns left out, and why
 
     def node(self) -> Node:
         params = (
@@ -197,21 +230,57 @@ class Model:
 # rendering ---------------------------------------------------------------------------------------
 
 
+def quoted_string(value: Any) -> str:
+    """A LookML string literal: backslashes and quotes escaped, line breaks and other
+    control characters (which would end the line the string is on) made spaces."""
+    text = _CONTROL.sub(" ", str(value))
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _bare(value: Any) -> str:
+    """A LookML name or keyword value; anything else would be LookML syntax, so refused."""
+    text = str(value)
+    if not _BARE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a LookML name ([a-z0-9_]+)")
+    return text
+
+
+def sql_block(sql: str) -> str:
+    """`sql` as a LookML SQL block's content; refused if it could end or change the block.
+
+    Well-formed references (`${TABLE}`, `${field}`, `${view.field}`) are what generated
+    SQL is made of; any other `${`, a Liquid `{{` / `{%`, or a `;;` is refused.
+    """
+    breaker = unsafe_in_sql(_REFERENCE.sub("", sql))
+    if breaker is not None:
+        raise ValueError(f"SQL {sql!r} cannot be written into LookML: it contains {breaker!r}")
+    return sql
+
+
 def _value(name: str, value: Any) -> str:
     if name in SQL_PARAMS:
-        return f"{value} ;;"
+        return f"{sql_block(str(value))} ;;"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(str(v) for v in value) + "]"
+        return "[" + ", ".join(_bare(v) for v in value) + "]"
     if name in QUOTED_PARAMS or name == "include":
-        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
+        return quoted_string(value)
+    return _bare(value)
 
 
 def render(node: Node, indent: int = 0) -> str:
-    """LookML text of a node; a nameless node renders its params and children at top level."""
+    """LookML text of a node; a nameless node renders its params and children at top level.
+
+    Names and bare values must be LookML names and SQL must not break its block
+    (ValueError otherwise): whatever built the node, the output's structure is its own.
+    """
     pad = "  " * indent
+    _bare(node.kind)
+    for key, _ in node.params:
+        _bare(key)
+    if node.name is not None:
+        _bare(node.name)
     if node.name is None:
         lines = [f"{pad}{k}: {_value(k, v)}" for k, v in node.params]
         body = [render(child, indent) for child in node.children]
@@ -238,18 +307,43 @@ def _loose(name: str) -> str:
     return name.replace("_", "").casefold()
 
 
-def field_name(column: str) -> str:
-    """A LookML field name for a column: lowercase letters, digits and underscores."""
-    name = re.sub(r"[^a-z0-9_]+", "_", column.casefold()).strip("_") or "field"
+def field_name(column: str, fallback: str = "field") -> str:
+    """A LookML name for a column (or table): lowercase letters, digits and underscores.
+
+    Also what makes a file name: no `/`, `.` or `..` survives.
+    """
+    name = re.sub(r"[^a-z0-9_]+", "_", column.casefold()).strip("_") or fallback
     return name if not name[0].isdigit() else f"f_{name}"
+
+
+def lookml_name(name: str) -> str:
+    """A LookML object name (view, model, explore) for a table or schema name."""
+    return field_name(name, fallback="view")
 
 
 def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def build_view(table: TableSpec) -> View:
-    """A view: typed dimensions, time dimension groups, the primary key and sum measures."""
+def unsafe_in_sql(name: str) -> str | None:
+    """What in `name` a LookML SQL block cannot carry, or None when it is safe."""
+    return next((b for b in SQL_BLOCK_BREAKERS if b in name), None)
+
+
+def build_view(table: TableSpec, skipped: list[str] | None = None) -> View:
+    """A view: typed dimensions, time dimension groups, the primary key and sum measures.
+
+    A column whose name a LookML SQL block cannot carry is left out (noted in `skipped`),
+    and so is a compound primary key that needs it. Raises ValueError when the table's
+    own name (or schema) cannot be carried: then there is no view.
+    """
+    for part in (table.schema, table.name):
+        breaker = unsafe_in_sql(part)
+        if breaker is not None:
+            raise ValueError(
+                f"table {table.schema}.{table.name} has {breaker!r} in its name, which "
+                f"LookML's SQL cannot carry"
+            )
     dimensions: list[Dimension] = []
     groups: list[DimensionGroup] = []
     measures = [Measure("count", "count")]
@@ -257,12 +351,22 @@ def build_view(table: TableSpec) -> View:
     used: set[str] = {"count"}
     single_key = table.keys[0] if len(table.keys) == 1 else None
     for column, sql_type in table.columns.items():
+        breaker = unsafe_in_sql(column)
+        if breaker is not None:
+            if skipped is not None:
+                skipped.append(
+                    f"column {column!r} of {table.name!r}: left out of the view "
+                    f"({breaker!r} cannot be written into LookML SQL)"
+                )
+            continue
         name = field_name(column)
         sql = f"${{TABLE}}.{quote(column)}"
         hidden = column.startswith("_")
         if sql_type.kind in ("date", "timestamptz"):
             short = re.sub(r"_(date|at)$", "", name) or name
             short = short if short not in used else name
+            while short in used:
+                short += "_"
             used.add(short)
             datatype = "date" if sql_type.kind == "date" else "timestamp"
             frames = DATE_TIMEFRAMES if datatype == "date" else TIME_TIMEFRAMES
@@ -284,13 +388,14 @@ def build_view(table: TableSpec) -> View:
         )
         if sql_type.kind == "numeric" and "amount" in name and not hidden:
             measures.append(Measure(f"total_{name}", "sum", f"${{{name}}}", "decimal_2"))
-    if len(table.keys) > 1:
+    if len(table.keys) > 1 and all(k in by_column for k in table.keys):
         parts = " || '|' || ".join(f"CAST(${{{by_column[k]}}} AS VARCHAR)" for k in table.keys)
-        dimensions.insert(
-            0, Dimension(COMPOUND_KEY, "string", parts, primary_key=True, hidden=True)
-        )
+        key_name = COMPOUND_KEY
+        while key_name in used:
+            key_name += "_"
+        dimensions.insert(0, Dimension(key_name, "string", parts, primary_key=True, hidden=True))
     return View(
-        table.name,
+        lookml_name(table.name),
         f"{quote(table.schema)}.{quote(table.name)}",
         tuple(dimensions),
         tuple(groups),
@@ -329,7 +434,7 @@ def finance_explore(
     rows = views.get(voucher_rows)
     if rows is None:
         return None
-    base = voucher_rows
+    base = rows.name
     joins: list[Join] = []
 
     def add(name: str, view: str, on: str | None, label: str) -> bool:
@@ -342,11 +447,11 @@ def finance_explore(
     accounts = views.get(gl_accounts)
     if accounts:
         add(
-            gl_accounts,
-            gl_accounts,
+            accounts.name,
+            accounts.name,
             _on(
-                (company, _ref(gl_accounts, accounts, "company")),
-                (account, _ref(gl_accounts, accounts, "account")),
+                (company, _ref(accounts.name, accounts, "company")),
+                (account, _ref(accounts.name, accounts, "account")),
             ),
             "GL account",
         )
@@ -356,7 +461,7 @@ def finance_explore(
             alias = f"code_{part.lower()}_dimension"
             add(
                 alias,
-                cost_dimensions,
+                codes.name,
                 _on(
                     (company, _ref(alias, codes, "company")),
                     (_ref(alias, codes, "code_part"), f"'{part}'"),
@@ -372,8 +477,10 @@ def finance_explore(
         else []
     )
     if tree and structure_id is not None:
+        if unsafe_in_sql(structure_id):
+            raise ValueError(f"structure_id {structure_id!r} cannot be written into LookML SQL")
         leaf.append((_ref(node, tree, "structure_id"), "'" + structure_id.replace("'", "''") + "'"))
-    if tree and add(node, account_hierarchy, _on(*leaf), "Account hierarchy"):
+    if tree and add(node, tree.name, _on(*leaf), "Account hierarchy"):
         child = node
         for level in range(1, hierarchy_depth + 1):
             alias = f"account_parent_{level}"
@@ -382,7 +489,7 @@ def finance_explore(
                 (_ref(alias, tree, "structure_id"), _ref(child, tree, "structure_id")),
                 (_ref(alias, tree, "node_id"), _ref(child, tree, "parent_node_id")),
             )
-            if not add(alias, account_hierarchy, on, f"Account hierarchy: parent {level}"):
+            if not add(alias, tree.name, on, f"Account hierarchy: parent {level}"):
                 break
             child = alias
     return Explore(base, "GL voucher rows", tuple(joins))
@@ -395,23 +502,92 @@ def build_model(
     model_name: str = DEFAULT_TARGET_SCHEMA,
     **explore: Any,
 ) -> Model:
-    views = {t.name: build_view(t) for t in tables}
+    """Views keyed by table name (each a distinct LookML name) and the finance explore.
+
+    Tables and columns LookML cannot carry are left out and listed in `Model.skipped`.
+    """
+    views: dict[str, View] = {}
+    names: set[str] = set()
+    skipped: list[str] = []
+    for table in tables:
+        try:
+            view = build_view(table, skipped)
+        except ValueError as exc:
+            skipped.append(f"{exc}: no view written")
+            continue
+        name = view.name
+        while name in names:  # `GlAccounts` and `gl.accounts` are both gl_accounts
+            name += "_"
+        names.add(name)
+        views[table.name] = view if name == view.name else dataclasses.replace(view, name=name)
     finance = finance_explore(views, **explore)
-    return Model(model_name, connection, tuple(views.values()), (finance,) if finance else ())
+    return Model(
+        lookml_name(model_name),
+        connection,
+        tuple(views.values()),
+        (finance,) if finance else (),
+        skipped=tuple(skipped),
+    )
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path`, refused unless it resolves (symlinks followed) to a place under `root`."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise LookMLError(f"{path} would be written outside lookml_dir {root} (to {resolved})")
+    return path
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (a temporary file, then a rename)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_model(model: Model, lookml_dir: str | Path) -> list[Path]:
-    """Write `<views_dir>/<view>.view.lkml` and `<model>.model.lkml`; returns the paths."""
+    """Write `<views_dir>/<view>.view.lkml` and `<model>.model.lkml`; returns the paths.
+
+    Every file lands inside `lookml_dir` (names are LookML names; a symlink leading out
+    is refused). A file that cannot be written does not stop the others; then, at the
+    end, LookMLError names each failure (its `written` lists the files that were).
+    """
     root = Path(lookml_dir)
-    (root / model.views_dir).mkdir(parents=True, exist_ok=True)
-    written = []
-    for view in model.views:
-        path = root / model.views_dir / f"{view.name}.view.lkml"
-        path.write_text(render(view.node()), encoding="utf-8")
-        written.append(path)
-    path = root / f"{model.name}.model.lkml"
-    path.write_text(render(model.node()), encoding="utf-8")
-    written.append(path)
+    if not _BARE.fullmatch(model.views_dir):
+        raise LookMLError(f"views_dir {model.views_dir!r} must be one plain directory name")
+    files = [
+        (root / model.views_dir / f"{_bare(view.name)}.view.lkml", render(view.node()))
+        for view in model.views
+    ]
+    files.append((root / f"{_bare(model.name)}.model.lkml", render(model.node())))
+    try:
+        (root / model.views_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LookMLError(
+            f"LookML not written: cannot create {root / model.views_dir}: {exc.strerror or exc}",
+            failures=[(path, "directory missing") for path, _ in files],
+        ) from None
+    written: list[Path] = []
+    failures: list[tuple[Path, str]] = []
+    for path, text in files:
+        try:
+            _write_file(_inside(root, path), text)
+        except LookMLError as exc:
+            failures.append((path, str(exc)))
+        except OSError as exc:
+            failures.append((path, exc.strerror or str(exc)))
+        else:
+            written.append(path)
+    if failures:
+        details = "; ".join(f"{path}: {reason}" for path, reason in failures)
+        raise LookMLError(
+            f"LookML: {len(failures)} of {len(files)} files not written to {root}: {details}",
+            written=written,
+            failures=failures,
+        )
     return written
 
 
@@ -442,6 +618,12 @@ def generate_lookml(
     connection: str,
     model_name: str = DEFAULT_TARGET_SCHEMA,
 ) -> list[Path]:
-    """What target-looker runs after a load when `lookml_dir` is set."""
+    """What target-looker runs after a load when `lookml_dir` is set.
+
+    Returns the files written. Raises LookMLError when any could not be (the caller
+    marks the LookML step failed); tables and columns left out are logged as warnings.
+    """
     model = build_model(tables_in(warehouse, schema), connection=connection, model_name=model_name)
+    for reason in model.skipped:
+        logger.warning("LookML: %s", reason)
     return write_model(model, lookml_dir)

@@ -63,14 +63,25 @@ def column_names(
         check_length(column, max_bytes, context=context)
         folded = column.casefold() if case_insensitive else column
         if folded in seen:
-            raise NamingError(
-                f"{context}: properties {seen[folded]!r} and {prop!r} both map to column "
-                f"{column!r} under column_naming={mode!r}; rename one in the tap "
-                f"(stream_maps) or use column_naming='preserve'"
-            )
+            raise NamingError(collision_message(context, seen[folded], prop, column, mode))
         seen[folded] = prop
         mapping[prop] = column
     return mapping
+
+
+def collision_message(context: str, first: str, second: str, column: str, mode: str) -> str:
+    """Why two properties cannot share `column`, and what can be done about it under `mode`."""
+    head = f"{context}: properties {first!r} and {second!r} both map to column {column!r}"
+    if mode == PRESERVE:
+        # Only a case-insensitive warehouse folds preserved names together.
+        return (
+            f"{head}: the warehouse does not tell upper from lower case in column names, "
+            f"so they would share one column; rename one in the tap (stream_maps)"
+        )
+    return (
+        f"{head} under column_naming={mode!r}; rename one in the tap (stream_maps) "
+        f"or use column_naming='preserve'"
+    )
 
 
 def check_length(name: str, max_bytes: int | None, *, context: str) -> None:

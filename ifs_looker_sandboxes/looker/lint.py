@@ -1,9 +1,16 @@
 """A small LookML validator for `POST /projects/{id}/validate`.
 
 Real Looker validates a project's LookML from its git checkout. The sandbox checks
-what most often breaks generated LookML: unbalanced blocks, explores and joins that
-name views that do not exist, and `${view.field}` / `${field}` references to fields
-that are not declared. Errors come back as Looker `ProjectError` objects.
+what most often breaks generated LookML: its structure (blocks that do not close, a
+`}` too many, SQL blocks not ended by `;;`, unterminated strings, a field or view
+declared twice), explores and joins that name views that do not exist, and
+`${view.field}` / `${field}` references to fields that are not declared. Errors come
+back as Looker `ProjectError` objects.
+
+It parses LookML as Looker does: `name: value` pairs, where a value is a word, a
+quoted string (with `\\"` and `\\\\` escapes), a `[list]`, a block `name { ... }`, or, for
+SQL-valued parameters (`sql`, `sql_on`, `sql_table_name`, `html`, ...), everything up
+to `;;`, braces and quotes included. `#` starts a comment outside values.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BLOCK = re.compile(r"\b(view|explore|join|dimension|dimension_group|measure)\s*:\s*(\w+)\s*\{")
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 FROM = re.compile(r"\bfrom\s*:\s*(\w+)")
 TIMEFRAMES = re.compile(r"\btimeframes\s*:\s*\[([^\]]*)\]")
 FIELD_KINDS = ("dimension", "dimension_group", "measure")
+_KEY = re.compile(r"(\w+)\s*:\s*")
+_WORD = re.compile(r"[^\s{}\[\]\"#]+")
+_SPACE = re.compile(r"[ \t]*")
+# parameters whose value is SQL, HTML or a Looker expression: it runs to `;;`
+_TO_DOUBLE_SEMICOLON = re.compile(r"sql\w*|\w+_sql|html|expression|\w+_expression")
 
 
 @dataclass
@@ -46,39 +57,107 @@ def _error(file: str, line: int, message: str) -> dict:
     }
 
 
+class _Parser:
+    """One file's top-level blocks, with nested blocks and each block's raw text."""
+
+    def __init__(self, text: str, file: str, errors: list[dict]) -> None:
+        self.text, self.file, self.errors = text, file, errors
+        self.tops: list[Block] = []
+        self.stack: list[tuple[Block, int]] = []
+
+    def line(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def error(self, pos: int, message: str) -> None:
+        self.errors.append(_error(self.file, self.line(pos), message))
+
+    def parse(self) -> list[Block]:
+        text, pos = self.text, 0
+        while pos < len(text):
+            char = text[pos]
+            if char.isspace():
+                pos += 1
+            elif char == "#":
+                pos = self._line_end(pos)
+            elif char == "}":
+                self._close(pos)
+                pos += 1
+            else:
+                pos = self._pair(pos)
+        for block, _ in self.stack:
+            self.errors.append(
+                _error(self.file, block.line, f"{block.kind} '{block.name}' is not closed")
+            )
+        return self.tops
+
+    def _line_end(self, pos: int) -> int:
+        end = self.text.find("\n", pos)
+        return len(self.text) if end < 0 else end + 1
+
+    def _close(self, pos: int) -> None:
+        if not self.stack:
+            self.error(pos, "Unexpected '}' with no open block")
+            return
+        block, start = self.stack.pop()
+        block.text = self.text[start:pos]
+
+    def _pair(self, pos: int) -> int:
+        """One `name: value` (or `kind: name {` opening a block); returns where it ends."""
+        text = self.text
+        key = _KEY.match(text, pos)
+        if key is None:
+            self.error(pos, f"Unexpected {text[pos]!r}: expected 'name: value'")
+            return self._line_end(pos)
+        name, pos = key.group(1), key.end()
+        if _TO_DOUBLE_SEMICOLON.fullmatch(name):
+            end = text.find(";;", pos)
+            if end < 0:
+                self.error(key.start(), f"{name} is not ended by ';;'")
+                return len(text)
+            return end + 2
+        if pos >= len(text):
+            self.error(key.start(), f"{name} has no value")
+            return pos
+        if text[pos] == '"':
+            return self._string(pos)
+        if text[pos] == "[":
+            end = text.find("]", pos)
+            if end < 0:
+                self.error(pos, f"{name}: '[' is not closed")
+                return len(text)
+            return end + 1
+        if text[pos] == "{":
+            self._open(name, "", key.start(), pos + 1)
+            return pos + 1
+        word = _WORD.match(text, pos)
+        if word is None:
+            self.error(pos, f"{name}: unexpected {text[pos]!r}")
+            return pos + 1
+        after = _SPACE.match(text, word.end()).end()
+        if after < len(text) and text[after] == "{":
+            self._open(name, word.group(0), key.start(), after + 1)
+            return after + 1
+        return word.end()
+
+    def _string(self, pos: int) -> int:
+        text, index = self.text, pos + 1
+        while index < len(text) and text[index] not in '"\n':
+            index += 2 if text[index] == "\\" else 1
+        if index >= len(text) or text[index] != '"':
+            self.error(pos, "Unterminated string")
+            return index
+        return index + 1
+
+    def _open(self, kind: str, name: str, pos: int, body: int) -> None:
+        block = Block(kind, name, self.file, self.line(pos))
+        parent = self.stack[-1][0] if self.stack else None
+        (parent.children if parent else self.tops).append(block)
+        self.stack.append((block, body))
+
+
 def _parse(path: Path, root: Path, errors: list[dict]) -> list[Block]:
     """Top-level blocks of one file, with nested blocks and their raw text."""
-    name = str(path.relative_to(root))
-    text = REFERENCE.sub(lambda m: "$" + "_" * (len(m.group(0)) - 1), path.read_text("utf-8"))
-    original = path.read_text("utf-8")
-    tops: list[Block] = []
-    stack: list[tuple[Block | None, int]] = []
-    pos = 0
-    while pos < len(text):
-        opening = BLOCK.search(text, pos)
-        brace = min((i for i in (text.find("{", pos), text.find("}", pos)) if i >= 0), default=-1)
-        if brace < 0:
-            break
-        line = text.count("\n", 0, brace) + 1
-        if opening is not None and opening.end() - 1 == brace:
-            block = Block(opening.group(1), opening.group(2), name, line)
-            parent = stack[-1][0] if stack else None
-            (parent.children if parent else tops).append(block)
-            stack.append((block, opening.end()))
-        elif text[brace] == "{":
-            stack.append((None, brace + 1))
-        else:
-            if not stack:
-                errors.append(_error(name, line, "Unexpected '}' with no open block"))
-            else:
-                block, start = stack.pop()
-                if block is not None:
-                    block.text = original[start:brace]
-        pos = brace + 1
-    for block, _ in stack:
-        if block is not None:
-            errors.append(_error(name, block.line, f"{block.kind} '{block.name}' is not closed"))
-    return tops
+    return _Parser(path.read_text("utf-8"), str(path.relative_to(root)), errors).parse()
 
 
 def _field_names(view: Block) -> set[str]:
@@ -97,7 +176,22 @@ def lint_project(directory: Path) -> list[dict]:
     """ProjectError dicts for every problem found in the `.lkml` files under `directory`."""
     errors: list[dict] = []
     blocks = [b for p in sorted(directory.rglob("*.lkml")) for b in _parse(p, directory, errors)]
-    views = {b.name: b for b in blocks if b.kind == "view"}
+    views: dict[str, Block] = {}
+    for view in (b for b in blocks if b.kind == "view"):
+        if view.name in views:
+            errors.append(_error(view.file, view.line, f"View '{view.name}' is declared twice"))
+        views[view.name] = view
+        declared: set[str] = set()
+        for child in (c for c in view.children if c.kind in FIELD_KINDS):
+            if child.name in declared:
+                errors.append(
+                    _error(
+                        view.file,
+                        child.line,
+                        f"Field '{child.name}' is declared twice in view {view.name}",
+                    )
+                )
+            declared.add(child.name)
     fields = {name: _field_names(view) for name, view in views.items()}
     for view in views.values():
         for child in view.children:

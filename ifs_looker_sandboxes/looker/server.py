@@ -1,14 +1,18 @@
 """The HTTP face of the Looker sandbox: the API 4.0 routes target-looker uses.
 
-  POST   /api/4.0/login                      DELETE /api/4.0/logout
-  GET    /api/4.0/connections/{name}         PUT    /api/4.0/connections/{name}/test
+  POST   /api/4.0/login                      DELETE /api/4.0/logout (and /api/logout)
+  GET    /api/4.0/connections                GET    /api/4.0/connections/{name}
+  PUT    /api/4.0/connections/{name}/test
   POST   /api/4.0/sql_queries                POST   /api/4.0/sql_queries/{slug}/run/{format}
   GET    /api/4.0/sql_queries/{slug}
   GET    /api/4.0/datagroups                 GET|PATCH /api/4.0/datagroups/{id}
   GET    /api/4.0/derived_table/{model}/{view}/start
   GET    /api/4.0/derived_table/{materialization_id}/status
-  POST   /api/4.0/projects/{project_id}/validate
+  POST|GET /api/4.0/projects/{project_id}/validate
   GET    /api/4.0/user
+
+The official `looker-sdk` ends its session with `DELETE /api/logout` (no version):
+the same operation as `DELETE /api/4.0/logout`.
 
 Like Looker: wrong login credentials answer 404, a missing or expired token 401
 `Requires authentication.`, SQL errors HTTP 200 with `[{"looker_error": ...}]`.
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 
 DOCS = "https://cloud.google.com/looker/docs/r/api"
 JSON = "application/json"
+# Paths outside /api/4.0 that Looker serves as a 4.0 operation (looker-sdk logs out here).
+UNVERSIONED = {"/api/logout": API_PREFIX + "/logout"}
 _encode = msgspec.json.Encoder(enc_hook=str, decimal_format="number").encode
 
 
@@ -66,6 +72,7 @@ class LookerHandler(SandboxRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         self._path = unquote(url.path)
+        self._api_path = UNVERSIONED.get(self._path, self._path)  # what the spec calls it
         self._query = dict(parse_qsl(url.query, keep_blank_values=True))
         self._status = 0
         self._problems: list[str] = []
@@ -94,19 +101,19 @@ class LookerHandler(SandboxRequestHandler):
         )
 
     def _route(self, method: str, raw: bytes) -> None:
-        if not self._path.startswith(API_PREFIX + "/"):
+        if not self._api_path.startswith(API_PREFIX + "/"):
             raise ApiError(404, "Not found")
         if self.inject_fault():
             return
         body = self._parse_body(raw)
         spec = self.sandbox.spec
-        found = spec.find(method, self._path)
+        found = spec.find(method, self._api_path)
         if found is None:
             raise ApiError(404, "Not found")
         operation, params = found
         if self.sandbox.config.validate:
             self._problems = spec.validate_request(
-                method, self._path, self._query, body, self.headers.get("Content-Type")
+                method, self._api_path, self._query, body, self.headers.get("Content-Type")
             )
         handler: Callable[..., None] = getattr(self, f"_op_{operation.operation_id}", None)  # type: ignore[assignment]
         if handler is None:
@@ -180,33 +187,43 @@ class LookerHandler(SandboxRequestHandler):
             raise ApiError(404, "Not found")
         return database
 
+    def _op_all_connections(self, body: Any) -> None:
+        names = sorted(self.sandbox.config.connections)
+        connections = [self._connection_json(name, self._database(name)) for name in names]
+        self._json(200, [self._only_fields(c) for c in connections])
+
+    def _only_fields(self, value: dict) -> dict:
+        """Looker's `fields` query parameter: a comma-separated list of top-level fields."""
+        wanted = {f.strip() for f in self._query.get("fields", "").split(",") if f.strip()}
+        return {k: v for k, v in value.items() if k in wanted} if wanted else value
+
     def _op_connection(self, body: Any, connection_name: str) -> None:
         database = self._database(connection_name)
-        self._json(
-            200,
-            {
-                "name": connection_name,
-                **database.describe(),
-                "schema": None,
-                "ssl": False,
-                "verify_ssl": False,
-                "pdts_enabled": True,
-                "connection_pooling": True,
-                "sql_runner_precache_tables": True,
-                "sql_writing_with_info_schema": True,
-                "query_holding_disabled": False,
-                "uses_key_pair_auth": False,
-                "uses_oauth": False,
-                "uses_service_auth": False,
-                "uses_instance_oauth": False,
-                "example": False,
-                "managed": False,
-                "default_bq_connection": False,
-                "supports_data_studio_link": False,
-                "snippets": [],
-                "can": {"index": True, "show": True, "test": True},
-            },
-        )
+        self._json(200, self._only_fields(self._connection_json(connection_name, database)))
+
+    def _connection_json(self, connection_name: str, database) -> dict:
+        return {
+            "name": connection_name,
+            **database.describe(),
+            "schema": None,
+            "ssl": False,
+            "verify_ssl": False,
+            "pdts_enabled": True,
+            "connection_pooling": True,
+            "sql_runner_precache_tables": True,
+            "sql_writing_with_info_schema": True,
+            "query_holding_disabled": False,
+            "uses_key_pair_auth": False,
+            "uses_oauth": False,
+            "uses_service_auth": False,
+            "uses_instance_oauth": False,
+            "example": False,
+            "managed": False,
+            "default_bq_connection": False,
+            "supports_data_studio_link": False,
+            "snippets": [],
+            "can": {"index": True, "show": True, "test": True},
+        }
 
     def _op_test_connection(self, body: Any, connection_name: str) -> None:
         database = self._database(connection_name)
@@ -356,15 +373,26 @@ class LookerHandler(SandboxRequestHandler):
             raise ApiError(404, "Not found")
         started = time.perf_counter()  # the real linting time: measured, not simulated
         errors = self.sandbox.validate_project(project_id)
-        self._json(
-            200,
-            {
-                "errors": errors,
-                "models_not_validated": [],
-                "project_digest": f"{abs(hash(project_id)):x}",
-                "computation_time": round(time.perf_counter() - started, 3),
-            },
-        )
+        result = {
+            "errors": errors,
+            "models_not_validated": [],
+            "project_digest": f"{abs(hash(project_id)):x}",
+            "computation_time": round(time.perf_counter() - started, 3),
+        }
+        with self.sandbox.state.lock:
+            self.sandbox.state.validations[project_id] = result
+        self._json(200, result)
+
+    def _op_project_validation_results(self, body: Any, project_id: str) -> None:
+        """The last validation's result (`stale`: never recomputed here), 204 before any."""
+        if project_id not in self.sandbox.config.projects:
+            raise ApiError(404, "Not found")
+        with self.sandbox.state.lock:
+            cached = self.sandbox.state.validations.get(project_id)
+        if cached is None:
+            self._send(204, b"", None)
+            return
+        self._json(200, {**cached, "stale": False})
 
     # plumbing ------------------------------------------------------------------------------------
 
@@ -378,11 +406,12 @@ class LookerHandler(SandboxRequestHandler):
         content_type: str | None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        if self.sandbox.config.validate and self.sandbox.spec.find(self.command, self._path):
+        path = getattr(self, "_api_path", self._path)
+        if self.sandbox.config.validate and self.sandbox.spec.find(self.command, path):
             text = payload.decode("utf-8")
             parsed = json.loads(text) if content_type == JSON and text else None
             problems = self.sandbox.spec.validate_response(
-                self.command, self._path, status, parsed, content_type, text
+                self.command, path, status, parsed, content_type, text
             )
             self.sandbox.record_response_problems(self.command, self._path, status, problems)
         self._status = status

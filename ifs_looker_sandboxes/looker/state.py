@@ -67,6 +67,7 @@ class LookerState:
     datagroups: dict[str, Datagroup] = field(default_factory=dict)
     builds: dict[str, Build] = field(default_factory=dict)
     queries: dict[str, SqlQuery] = field(default_factory=dict)
+    validations: dict[str, dict] = field(default_factory=dict)  # project id -> last result
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod

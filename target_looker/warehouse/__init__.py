@@ -28,16 +28,75 @@ def default_url() -> str:
     return f"duckdb:///{DEFAULT_WAREHOUSE_PATH}"
 
 
+POSTGRES_BACKENDS = ("postgresql", "postgres")
+_BAD_PORT = (
+    "warehouse_url has a port that is not a number from 1 to 65535 "
+    "(e.g. postgresql://user@host:5432/db)"
+)
+
+
+def _multi_host_as_query(url: str) -> str:
+    """libpq's multi-host form `postgresql://u@h1:5432,h2:5433/db`, which SQLAlchemy cannot
+    parse, as the equivalent `postgresql://u@/db?host=h1&host=h2&port=5432&port=5433`.
+
+    Error messages here never quote the URL: its user part may hold a password.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in POSTGRES_BACKENDS:
+        return url
+    head, _, query = rest.partition("?")
+    at = head.rfind("@")
+    hosts, _, path = head[at + 1 :].partition("/")
+    if "," not in hosts:
+        return url
+    names, ports = [], []
+    for spec in hosts.split(","):
+        if spec.startswith("["):  # [IPv6]:port
+            name, _, port = spec[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            name, _, port = spec.partition(":")
+        if port and not port.isdigit():
+            raise WarehouseError(_BAD_PORT)
+        names.append(name)
+        ports.append(port)
+    params = [f"host={name}" for name in names]  # percent-escapes decode once, as in libpq
+    if any(ports):
+        params += [f"port={p}" for p in ports]
+    return (
+        f"{scheme}://{head[: at + 1]}/{path}?" + "&".join(params) + (f"&{query}" if query else "")
+    )
+
+
+def _check_ports(parsed: URL) -> None:
+    ports = [] if parsed.port is None else [str(parsed.port)]
+    query_port = parsed.query.get("port")
+    if query_port:
+        ports += [query_port] if isinstance(query_port, str) else list(query_port)
+    for port in ports:
+        for part in port.split(","):
+            if part and not (part.isdigit() and 1 <= int(part) <= 65535):
+                raise WarehouseError(_BAD_PORT)
+
+
 def parse_url(url: str) -> URL:
-    """Parse a SQLAlchemy URL; plain `postgresql://` means psycopg 3, not psycopg2."""
+    """Parse a SQLAlchemy URL; plain `postgresql://` means psycopg 3, not psycopg2.
+
+    PostgreSQL URLs may take any form libpq accepts (host, port, password, ... in the
+    query; several hosts); a malformed one is an error naming `warehouse_url`, never
+    quoting it (it may hold a password).
+    """
     try:
-        parsed = make_url(url)
+        parsed = make_url(_multi_host_as_query(url))
     except ArgumentError:
         raise WarehouseError(
             "warehouse_url is not a valid SQLAlchemy URL (e.g. postgresql://user@host/db "
             "or duckdb:///output/warehouse.duckdb)"
         ) from None
-    if parsed.get_backend_name() in ("postgresql", "postgres"):
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise WarehouseError(_BAD_PORT) from None
+    if parsed.get_backend_name() in POSTGRES_BACKENDS:
+        _check_ports(parsed)
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import decimal
+import math
+import operator
 import typing as t
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ DELETED_AT_COLUMN = "_sdc_deleted_at"
 
 UPSERT, APPEND_ONLY, OVERWRITE = "upsert", "append-only", "overwrite"
 LOAD_METHODS = (UPSERT, APPEND_ONLY, OVERWRITE)
+# Query parameters of a warehouse URL that carry secrets (libpq: `?password=`).
+SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 
 
 class WarehouseError(RuntimeError):
@@ -79,6 +84,47 @@ class Prepared:
     rejects: list[tuple[int, str]] = field(default_factory=list)  # (row index, reason)
 
 
+def not_finite_problem(value: t.Any) -> str:
+    """What is wrong with NaN/Infinity in a number column (the same in every warehouse)."""
+    return (
+        f"{value} is not a finite number; NaN and Infinity cannot be stored "
+        f"(one would make every SUM over the column NaN)"
+    )
+
+
+def _is_finite(value: t.Any) -> bool:
+    if isinstance(value, decimal.Decimal):
+        return value.is_finite()
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
+
+
+def non_finite_numbers(batch: Batch) -> dict[int, str]:
+    """Row index -> reason, for rows with NaN or +-Infinity in a number column.
+
+    One C-level pass per number column (`Decimal.is_finite` mapped over the column;
+    `filter(None, ...)` drops NULLs, and zeros, which are finite); rows are looked at
+    one by one only in a column that has a non-finite value (or a non-Decimal one).
+    """
+    rejects: dict[int, str] = {}
+    rows = batch.rows
+    for position, column in enumerate(batch.columns):
+        if column.sql_type.kind != "numeric" or not rows:
+            continue
+        try:
+            values = filter(None, map(operator.itemgetter(position), rows))
+            if all(map(decimal.Decimal.is_finite, values)):
+                continue
+        except TypeError:  # a float or an int among the Decimals: look at each value
+            pass
+        for index, row in enumerate(rows):
+            value = row[position]
+            if value is not None and index not in rejects and not _is_finite(value):
+                rejects[index] = f"column {column.name!r}: {not_finite_problem(value)}"
+    return rejects
+
+
 class Warehouse(abc.ABC):
     """A connection to one warehouse database, with the dialect's SQL."""
 
@@ -92,8 +138,13 @@ class Warehouse(abc.ABC):
 
     @property
     def safe_url(self) -> str:
-        """The URL for logs and errors: never the password."""
-        return self.url.render_as_string(hide_password=True)
+        """The URL for logs and errors: never the password, in the user part or the query."""
+        url = self.url
+        secrets = {k: "***" for k in url.query if k.lower() in SECRET_QUERY_KEYS}
+        if not secrets:
+            return url.render_as_string(hide_password=True)
+        rendered = url.update_query_dict(secrets).render_as_string(hide_password=True)
+        return rendered.replace("%2A%2A%2A", "***")
 
     # Connection and statements -------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import math
 import typing as t
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from target_looker.warehouse.base import (
     Prepared,
     TableRef,
     Warehouse,
+    not_finite_problem,
 )
 
 PRECISION = 38
@@ -60,10 +62,14 @@ _ARROW = {
 }
 
 
-def decimal_problem(value: decimal.Decimal, scale: int) -> str | None:
+def decimal_problem(value: decimal.Decimal | float, scale: int) -> str | None:
     """Why `value` does not fit DECIMAL(38, scale), or None when it does."""
+    if isinstance(value, float | int):
+        if not math.isfinite(value):
+            return not_finite_problem(value)
+        value = decimal.Decimal(repr(value)) if isinstance(value, float) else decimal.Decimal(value)
     if not value.is_finite():
-        return f"{value} is not a finite number"
+        return not_finite_problem(value)
     _, digits, exponent = value.as_tuple()
     extra_places = -int(exponent) - scale
     if extra_places > 0 and any(digits[-extra_places:]):

@@ -62,6 +62,7 @@ from target_looker.warehouse.postgres import (
     MERGED_INSERTED,
     MERGED_UPDATED,
     PostgresDialect,
+    offset_out_of_range,
     rows_changed,
     select_from_upsert,
 )
@@ -85,7 +86,9 @@ def sql_literal(value: t.Any) -> str:
 
     Strings become escape strings (`E'...'`) with quotes doubled and backslashes
     escaped, so the result does not depend on `standard_conforming_strings`.
-    NUL cannot be stored in PostgreSQL text and is refused, as are non-finite numbers.
+    NUL cannot be stored in PostgreSQL text and is refused, as are non-finite numbers
+    (the sink and `prepare` have made rejects of both). A timestamp whose UTC offset
+    PostgreSQL refuses (16 hours or more) is written as the same instant in UTC.
     """
     if value is None:
         return "NULL"
@@ -101,6 +104,8 @@ def sql_literal(value: t.Any) -> str:
         if not math.isfinite(value):
             raise ValueError(f"cannot write the non-finite number {value} to SQL")
         return repr(value)
+    if isinstance(value, datetime.datetime) and offset_out_of_range(value):
+        value = value.astimezone(datetime.timezone.utc)
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return _string(value.isoformat())
     if isinstance(value, uuid.UUID):
@@ -192,14 +197,25 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         return self._client
 
     def connect(self) -> None:
-        """Log in and check the connection exists, so a wrong name fails before any load."""
-        self.client.login()
-        self.client.connection(self.connection_name)
+        """Log in and check the connection exists, so a wrong name fails before any load.
+
+        A failure logs the session out again: the caller gets no warehouse to close.
+        """
+        try:
+            self.client.login()
+            self.client.connection(self.connection_name)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """End the Looker session (`DELETE /logout`), as the direct path closes its connection.
+
+        Safe to call twice; a later statement would log in again.
+        """
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def run(self, sql: str) -> list[dict]:
         """One SQL Runner round trip; database errors raise LookerSqlError."""

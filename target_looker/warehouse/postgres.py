@@ -19,16 +19,19 @@ Two layers, so that another transport can run the same SQL:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
+import operator
 import typing as t
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import msgspec
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from target_looker.columns import SqlType
+from target_looker.columns import Column, SqlType
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     DELETED_AT_COLUMN,
@@ -39,6 +42,8 @@ from target_looker.warehouse.base import (
     Prepared,
     TableRef,
     Warehouse,
+    WarehouseError,
+    non_finite_numbers,
 )
 
 _TYPES = {
@@ -70,6 +75,59 @@ COPY_CSV_OPTIONS = "(FORMAT csv, NULL 'null', QUOTE '\"', ESCAPE '\\')"
 # Non-finite Decimals: psycopg knows PostgreSQL's spelling of them, JSON does not.
 _NOT_FINITE = (b"NaN", b"Infinity")
 COPY_CHUNK_ROWS = 1000
+# PostgreSQL refuses UTC offsets of 16 hours or more ("time zone displacement out of
+# range"); RFC 3339 allows up to 23:59. Such timestamps are loaded as the same instant in UTC.
+MAX_UTC_OFFSET = datetime.timedelta(hours=16)  # exclusive
+_UTC = datetime.timezone.utc
+_TZINFO = operator.attrgetter("tzinfo")
+
+
+def offset_out_of_range(value: datetime.datetime) -> bool:
+    """Whether PostgreSQL would refuse the UTC offset of `value`."""
+    offset = value.utcoffset()
+    return offset is not None and abs(offset) >= MAX_UTC_OFFSET
+
+
+def _may_have_offsets_out_of_range(values: t.Iterable[t.Any]) -> bool:
+    """Whether a timestamp column needs a look at each value: one C-level pass collects
+    its distinct time zones, and a zone with a fixed offset is judged once."""
+    try:
+        zones = set(map(_TZINFO, filter(None, values)))
+    except AttributeError:  # not all datetimes: look at each value
+        return True
+    for zone in zones:
+        if zone is None:
+            continue
+        offset = zone.utcoffset(None)
+        if offset is None or abs(offset) >= MAX_UTC_OFFSET:  # None: depends on the date
+            return True
+    return False
+
+
+def utc_where_offsets_out_of_range(columns: Sequence[Column], rows: list[tuple]) -> list[tuple]:
+    """`rows`, with each timestamp whose UTC offset PostgreSQL refuses moved to UTC.
+
+    The same instant, so nothing is lost; `rows` itself when no value needs it.
+    """
+    positions = [
+        position
+        for position, column in enumerate(columns)
+        if column.sql_type.kind == "timestamptz"
+        and rows
+        and _may_have_offsets_out_of_range(map(operator.itemgetter(position), rows))
+    ]
+    if not positions:
+        return rows
+    converted = []
+    for row in rows:
+        values = None
+        for position in positions:
+            value = row[position]
+            if isinstance(value, datetime.datetime) and offset_out_of_range(value):
+                values = values or list(row)
+                values[position] = value.astimezone(_UTC)
+        converted.append(row if values is None else tuple(values))
+    return converted
 
 
 def _copy_text(value: t.Any) -> t.Any:
@@ -176,18 +234,27 @@ class PostgresDialect(Warehouse):
         return [r[0] for r in rows]
 
     def prepare(self, batch: Batch) -> Prepared:
-        """JSON columns become JSON text; every other value is loaded as it is."""
+        """Rows with NaN/Infinity numbers become rejects; timestamps with a UTC offset
+        PostgreSQL refuses move to UTC; JSON columns become JSON text (numbers exactly
+        as they came); every other value is loaded as it is.
+        """
+        rejects = non_finite_numbers(batch)
+        rows = batch.rows
+        if rejects:
+            rows = [row for index, row in enumerate(rows) if index not in rejects]
+        rows = utc_where_offsets_out_of_range(batch.columns, rows)
         json_positions = [i for i, c in enumerate(batch.columns) if c.sql_type.kind == "json"]
-        if not json_positions:
-            return Prepared(batch, batch.rows)
-        rows = []
-        for row in batch.rows:
-            values = list(row)
-            for i in json_positions:
-                if values[i] is not None:
-                    values[i] = _json_encode(values[i]).decode()
-            rows.append(tuple(values))
-        return Prepared(batch, rows)
+        if json_positions:
+            encoded = []
+            for row in rows:
+                values = list(row)
+                for i in json_positions:
+                    if values[i] is not None:
+                        values[i] = _json_encode(values[i]).decode()
+                encoded.append(tuple(values))
+            rows = encoded
+        prepared = batch if rows is batch.rows else dataclasses.replace(batch, rows=rows)
+        return Prepared(prepared, rows, sorted(rejects.items()))
 
     def staged_merge(self, batch: Batch) -> StagedMerge:
         """The statements that merge `batch` once its rows are in the staging table."""
@@ -260,21 +327,36 @@ class PostgresWarehouse(PostgresDialect):
         self._may_be_new: set[TableRef] = set()
 
     def conninfo(self) -> str:
+        """libpq connection parameters from the URL, in every form libpq accepts.
+
+        The URL's parts first, then its query parameters, which win as they do in libpq
+        (`postgresql://user@/db?host=/run/postgresql&password=...`); a repeated
+        parameter (`?host=a&host=b`, multi-host) becomes libpq's comma-separated list.
+        """
         url = self.url
-        return make_conninfo(
-            "",
-            host=url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            dbname=url.database,
-            **{k: v for k, v in url.query.items() if isinstance(v, str)},
-        )
+        params: dict[str, t.Any] = {}
+        if url.host:
+            params["host"] = unquote(url.host)  # libpq decodes `%2Frun%2Fpostgresql`
+        if url.port is not None:
+            params["port"] = url.port
+        if url.username:
+            params["user"] = url.username
+        if url.password is not None:
+            params["password"] = url.password
+        if url.database:
+            params["dbname"] = url.database
+        for key, value in url.query.items():
+            params[key] = ",".join(value) if isinstance(value, tuple) else value
+        try:
+            return make_conninfo("", **params)
+        except psycopg.ProgrammingError as exc:  # an unknown option; its name, not its value
+            raise WarehouseError(f"warehouse_url ({self.safe_url}): {exc}") from None
 
     def connect(self) -> None:
+        conninfo = self.conninfo()
         try:
             self._conn = psycopg.connect(
-                self.conninfo(), autocommit=True, cursor_factory=psycopg.RawCursor
+                conninfo, autocommit=True, cursor_factory=psycopg.RawCursor
             )
         except psycopg.OperationalError as exc:
             # psycopg's message names host and reason, never the password.

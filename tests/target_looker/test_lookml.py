@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox, SandboxConfig
-from ifs_looker_sandboxes.looker import DEFAULT_MODEL, LookerConfig
+from ifs_looker_sandboxes.looker import DEFAULT_MODEL, LookerConfig, lint
 from target_looker.columns import SqlType
 from target_looker.looker_api import LookerClient, LookerCredentials
 from target_looker.lookml import (
     Dimension,
     Explore,
+    LookMLError,
     Measure,
     Model,
     Node,
@@ -41,6 +42,8 @@ from target_looker.lookml import (
 )
 from target_looker.warehouse import open_warehouse
 from tests.sandboxes import running_ifs_cloud, running_looker
+
+from .singer_io import lines, record, run, schema
 
 BIN = Path(sys.executable).parent
 TEXT, NUM, DATE, TS = SqlType("text"), SqlType("numeric"), SqlType("date"), SqlType("timestamptz")
@@ -459,3 +462,159 @@ def test_generated_lookml_passes_the_looker_sandbox_project_validation(
         assert [e["message"] for e in errors] == [
             "Unknown field 'gl_accounts.acct' in voucher_rows"
         ]
+
+
+# names LookML must not trust ---------------------------------------------------------------------
+
+INJECTION = 'q" ;;\n}\ndimension: inj {sql: (SELECT 1) ;;}'
+ODD_BUT_SAFE = ["a}b {", 'say "hi"', "new\nline", "tab\there", "# not a comment", "ÅÄÖ"]
+UNSAFE = [INJECTION, "${TABLE}", "{{ _user_attributes['x'] }}", "{% if x %}"]
+
+
+def files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+def parsed_views(project: Path) -> dict[str, list[str]]:
+    """View name -> its field names, as the Looker sandbox's LookML parser reads the files."""
+    errors: list[dict] = []
+    blocks = [b for p in sorted(project.rglob("*.lkml")) for b in lint._parse(p, project, errors)]
+    assert errors == []
+    return {b.name: [c.name for c in b.children] for b in blocks if b.kind == "view"}
+
+
+def test_table_names_cannot_write_outside_lookml_dir(tmp_path: Path) -> None:
+    names = ["../../x", "/abs/path/x", "x", "a/b", "..", "views/../../y", "c"]
+    tables = [TableSpec("s", name, {"id": TEXT}, ("id",)) for name in names]
+    project = tmp_path / "deep" / "project"
+    written = write_model(build_model(tables, connection="wh"), project)
+    assert files_under(tmp_path) == files_under(project) == set(written)
+    assert sorted(p.name for p in written) == [
+        "a_b.view.lkml",
+        "abs_path_x.view.lkml",
+        "c.view.lkml",
+        "ifs_cloud.model.lkml",
+        "view.view.lkml",
+        "views_y.view.lkml",
+        "x.view.lkml",
+        "x_.view.lkml",
+    ]
+    assert set(parsed_views(project)) == {"x", "abs_path_x", "x_", "a_b", "view", "views_y", "c"}
+    assert lint.lint_project(project) == []
+    # each view still reads its own table
+    view = build_model(tables, connection="wh").views[0]
+    assert view.sql_table_name == '"s"."../../x"'
+
+
+def test_model_names_and_a_symlink_leading_out_are_refused(tmp_path: Path) -> None:
+    tables = [TableSpec("s", "orders", {"id": TEXT}, ("id",))]
+    model = build_model(tables, connection="wh", model_name="../../evil")
+    assert model.name == "evil"
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    outside.mkdir()
+    project.mkdir()
+    (project / "views").symlink_to(outside)
+    with pytest.raises(LookMLError, match="outside lookml_dir") as caught:
+        write_model(model, project)
+    assert list(outside.iterdir()) == []
+    assert caught.value.written == [project / "evil.model.lkml"]
+
+
+def test_names_cannot_inject_lookml(tmp_path: Path) -> None:
+    columns = {"id": TEXT, **dict.fromkeys(ODD_BUT_SAFE + UNSAFE, TEXT), "amount": NUM}
+    tables = [
+        TableSpec("s", "orders", columns, ("id",)),
+        TableSpec("s", "bad;;table", {"id": TEXT}, ("id",)),
+    ]
+    model = build_model(tables, connection='wh"\ninclude: "/evil/*.lkml', model_name="m")
+    assert len(model.skipped) == len(UNSAFE) + 1
+    assert any("bad;;table" in reason and "no view" in reason for reason in model.skipped)
+    write_model(model, tmp_path / "project")
+    assert lint.lint_project(tmp_path / "project") == []
+    fields = parsed_views(tmp_path / "project")["orders"]
+    assert fields == [
+        "id",
+        "a_b",
+        "say_hi",
+        "new_line",
+        "tab_here",
+        "not_a_comment",
+        "field",  # ÅÄÖ has no [a-z0-9_] at all
+        "amount",
+        "count",
+        "total_amount",
+    ]
+    view_text = (tmp_path / "project" / "views" / "orders.view.lkml").read_text()
+    assert '${TABLE}."say ""hi""" ;;' in view_text
+    assert '${TABLE}."new\nline" ;;' in view_text  # SQL blocks may span lines
+    assert "inj" not in view_text and "_user_attributes" not in view_text
+    model_text = (tmp_path / "project" / "m.model.lkml").read_text()
+    assert [line for line in model_text.splitlines() if line.startswith("include:")] == [
+        'include: "/views/*.view.lkml"'
+    ]
+    assert model_text.startswith('connection: "wh\\" include: \\"/evil/*.lkml"\n')
+
+
+def test_the_renderer_refuses_what_would_change_the_structure() -> None:
+    with pytest.raises(ValueError, match="not a LookML name"):
+        render(Node("view", "x {"))
+    with pytest.raises(ValueError, match="cannot be written into LookML"):
+        render(Node("view", "x", (("sql_table_name", 'a ;; } view: y { "'),)))
+    with pytest.raises(ValueError, match="not a LookML name"):
+        render(Node("dimension", "d", (("type", "string\n  hidden: yes"),)))
+    label = render(Explore("e", 'GL "rows"\n}\nexplore: x {').node())
+    assert label == 'explore: e {\n  label: "GL \\"rows\\" } explore: x {"\n}\n'
+
+
+def test_preserved_stream_and_property_names_generate_safe_lookml(
+    config: dict, tmp_path: Path
+) -> None:
+    props = {"Id": {"type": "integer"}, INJECTION: {"type": ["string", "null"]}}
+    props.update({name: {"type": ["string", "null"]} for name in ('say "hi"', "a}b {")})
+    text = lines(
+        schema("../../x", props, ["Id"]),
+        record("../../x", {"Id": 1, INJECTION: "v", 'say "hi"': "h", "a}b {": "b"}),
+    )
+    run({**config, "column_naming": "preserve"}, text)
+    project = tmp_path / "lookml" / "project"
+    warehouse = open_warehouse(config["warehouse_url"])
+    warehouse.connect()
+    try:
+        written = generate_lookml(
+            warehouse, config["default_target_schema"], project, connection="wh"
+        )
+    finally:
+        warehouse.close()
+    assert files_under(tmp_path / "lookml") == set(written)
+    assert {p.name for p in written} == {"x.view.lkml", "ifs_cloud.model.lkml"}
+    assert lint.lint_project(project) == []
+    fields = parsed_views(project)["x"]
+    assert "inj" not in fields
+    assert {"id", "say_hi", "a_b"} <= set(fields)
+
+
+# a failed write is reported ----------------------------------------------------------------------
+
+
+def test_a_file_that_cannot_be_written_fails_loudly_after_writing_the_rest(tmp_path: Path) -> None:
+    tables = [TableSpec("s", name, {"id": TEXT}, ("id",)) for name in ("a", "b", "c")]
+    project = tmp_path / "project"
+    (project / "views" / "b.view.lkml").mkdir(parents=True)  # in the way: not a file
+    with pytest.raises(LookMLError, match=r"1 of 4 files not written") as caught:
+        write_model(build_model(tables, connection="wh"), project)
+    assert [path.name for path, _ in caught.value.failures] == ["b.view.lkml"]
+    assert sorted(p.name for p in caught.value.written) == [
+        "a.view.lkml",
+        "c.view.lkml",
+        "ifs_cloud.model.lkml",
+    ]
+    assert not list(project.rglob(".*.tmp"))  # no half-written files left behind
+
+
+def test_a_lookml_dir_that_cannot_be_created_is_a_lookml_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    tables = [TableSpec("s", "a", {"id": TEXT}, ("id",))]
+    with pytest.raises(LookMLError, match="cannot create") as caught:
+        write_model(build_model(tables, connection="wh"), tmp_path / "file" / "project")
+    assert caught.value.written == []
+    assert len(caught.value.failures) == 2

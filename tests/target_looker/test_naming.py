@@ -36,8 +36,16 @@ def test_collisions_name_both_properties() -> None:
 
 def test_case_insensitive_warehouses_see_case_collisions_even_when_preserved() -> None:
     assert column_names(["Id", "id"], "preserve", context="s") == {"Id": "Id", "id": "id"}
-    with pytest.raises(NamingError):
+    with pytest.raises(NamingError) as caught:
         column_names(["Id", "id"], "preserve", context="s", case_insensitive=True)
+    message = str(caught.value)
+    assert "'Id' and 'id'" in message and "upper from lower case" in message
+    assert "column_naming='preserve'" not in message  # it already is
+
+
+def test_a_snake_case_collision_suggests_preserve() -> None:
+    with pytest.raises(NamingError, match="or use column_naming='preserve'"):
+        column_names(["CodeB", "code_b"], "snake_case", context="s")
 
 
 def test_names_the_warehouse_would_truncate_are_refused() -> None:

@@ -92,3 +92,66 @@ def test_postgresql_rejects_nul_characters_instead_of_failing_the_batch(pg_datab
     assert query(config, "SELECT id FROM {s}.notes") == [(1,)]
     [(reason,)] = query(config, "SELECT reason FROM {s}._load_rejects")
     assert "NUL" in reason
+
+
+# every libpq URL form ----------------------------------------------------------------------------
+
+
+def libpq_forms(pg_database: str) -> list[str]:
+    name = pg_database.rsplit("/", 1)[1]
+    return [
+        pg_database,
+        f"postgresql://postgres@/{name}?host=127.0.0.1",
+        f"postgresql://postgres@/{name}?host=127.0.0.1&port=5432&password=hunter2",
+        f"postgresql://postgres:hunter2@127.0.0.1/{name}?password=hunter2",
+        f"postgresql:///{name}?host=127.0.0.1&user=postgres&connect_timeout=5",
+        f"postgresql:///?dbname={name}&host=127.0.0.1&user=postgres",
+        f"postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable",
+        f"postgresql+psycopg://postgres@127.0.0.1/{name}?application_name=target-looker",
+        f"postgresql://postgres@127.0.0.1:5432,localhost:5432/{name}",
+        f"postgresql://postgres@[::1]:5432,127.0.0.1:5432/{name}?target_session_attrs=any",
+        f"postgresql://postgres@/{name}?host=127.0.0.1&host=localhost&port=5432&port=5432",
+    ]
+
+
+def test_every_libpq_url_form_connects(pg_database: str) -> None:
+    for url in libpq_forms(pg_database):
+        warehouse = open_warehouse(url)
+        try:
+            warehouse.connect()
+            assert warehouse.fetchall("SELECT current_database()") == [
+                (pg_database.rsplit("/", 1)[1],)
+            ], url
+        finally:
+            warehouse.close()
+        assert "hunter2" not in warehouse.safe_url, url
+
+
+def test_a_password_in_the_query_is_hidden_like_one_in_the_user_part() -> None:
+    warehouse = open_warehouse("postgresql://looker@db/dw?host=db&password=s3cret&sslmode=require")
+    assert "s3cret" not in warehouse.safe_url
+    assert "password=***" in warehouse.safe_url and "sslmode=require" in warehouse.safe_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://looker:s3cret@db.example.com:notaport/dw",
+        "postgresql://looker:s3cret@db.example.com:99999/dw",
+        "postgresql://looker:s3cret@db1:5432,db2:x/dw",
+        "postgresql://looker@/dw?host=db&port=abc&password=s3cret",
+    ],
+)
+def test_a_bad_port_is_an_error_naming_the_setting_not_the_password(url: str) -> None:
+    with pytest.raises(WarehouseError) as caught:
+        open_warehouse(url)
+    message = str(caught.value)
+    assert "warehouse_url" in message and "port" in message
+    assert "s3cret" not in message and "invalid literal" not in message
+
+
+def test_an_unknown_libpq_option_is_an_error_naming_the_setting() -> None:
+    warehouse = open_warehouse("postgresql://looker:s3cret@db/dw?no_such_option=1")
+    with pytest.raises(WarehouseError, match=r"warehouse_url.*no_such_option") as caught:
+        warehouse.connect()
+    assert "s3cret" not in str(caught.value)

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from ifs_looker_sandboxes.looker import LookerConfig, LookerSandbox
-from target_looker.columns import BIGINT, TEXT, TIMESTAMPTZ, Column
+from target_looker.columns import BIGINT, JSON, TEXT, TIMESTAMPTZ, Column
 from target_looker.looker_api import LookerSqlError
 from target_looker.refresh import LookerSettings
 from target_looker.target import TargetLooker
@@ -383,3 +383,81 @@ def test_a_wrong_connection_name_fails_at_connect(looker: LookerSandbox) -> None
     with pytest.raises(Exception, match=r"GET /connections/nope failed: HTTP 404"):
         warehouse.connect()
     assert "looker-sandbox-secret" not in warehouse.safe_url
+    # the caller gets no warehouse to close: connect itself ended the session
+    assert [(r.path, r.status) for r in looker.requests("DELETE")] == [("/api/4.0/logout", 204)]
+
+
+def test_a_load_logs_out_at_the_end_like_the_direct_path(looker: LookerSandbox) -> None:
+    runner = f"r_{uuid.uuid4().hex[:8]}"
+    load(TargetLooker, runner_config(looker, runner, batch_size_rows=4), singer_input(6))
+    last = looker.request_log[-1]
+    assert (last.method, last.path, last.status) == ("DELETE", "/api/4.0/logout", 204)
+    assert len(looker.requests("DELETE", "/logout")) == len(looker.requests("POST", "/login"))
+
+
+def test_closing_twice_logs_out_once(looker: LookerSandbox) -> None:
+    warehouse = LookerSqlRunnerWarehouse(LookerSettings.from_config(runner_config(looker, "s")))
+    warehouse.connect()
+    warehouse.close()
+    warehouse.close()
+    assert len(looker.requests("DELETE", "/logout")) == 1
+
+
+# values SQL Runner cannot write as they are ------------------------------------------------------
+
+
+def test_far_utc_offsets_are_written_as_the_same_instant_in_utc() -> None:
+    far = datetime.datetime.fromisoformat("2026-01-01T00:30:00.5+23:59")
+    assert sql_literal(far) == "E'2025-12-31T00:31:00.500000+00:00'"
+    near = datetime.datetime.fromisoformat("2026-01-01T00:30:00+15:59")
+    assert sql_literal(near) == "E'2026-01-01T00:30:00+15:59'"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        for value in (far, near):
+            [(back,)] = conn.execute(
+                f"SELECT {sql_literal(value)}::timestamptz".encode()
+            ).fetchall()
+            assert back == value
+
+
+def test_nan_infinity_and_far_offsets_are_rejects_or_utc_not_a_failed_batch(
+    looker: LookerSandbox, pg_database: str
+) -> None:
+    runner = f"r_{uuid.uuid4().hex[:8]}"
+    messages: list[dict] = [schema("voucher_rows", PROPERTIES, KEYS)]
+    for row, amount in enumerate(["1.25", "NaN", "-Infinity", "sNaN", "2.5"]):
+        message = voucher(1, row, "20260101000000", f"row {row}", None)
+        message["record"]["Amount"] = amount
+        message["record"]["ChangedAt"] = "2026-02-03T04:05:06+16:00"
+        message["time_extracted"] = "2026-05-06T07:08:09-23:59"
+        messages.append(message)
+    text = "".join(_encode(m).decode() + "\n" for m in messages)
+    load(TargetLooker, runner_config(looker, runner), text)
+    rows = table_rows(pg_database, runner)
+    assert [(r[2], r[4]) for r in rows] == [(0, Decimal("1.25")), (4, Decimal("2.5"))]
+    changed = datetime.datetime.fromisoformat("2026-02-03T04:05:06+16:00")
+    extracted = datetime.datetime.fromisoformat("2026-05-06T07:08:09-23:59")
+    assert all(r[7] == changed and r[10] == extracted for r in rows)
+    assert batch_counts(pg_database, runner) == [(5, 2, 0, 0, 3)]
+    with psycopg.connect(pg_database) as conn:
+        reasons = conn.execute(
+            f'SELECT reason FROM "{runner}"._load_rejects ORDER BY reason'.encode()
+        ).fetchall()
+    assert len(reasons) == 3 and all("not a finite number" in r for (r,) in reasons)
+
+
+def test_json_numbers_are_written_exactly(looker: LookerSandbox) -> None:
+    settings = LookerSettings.from_config(runner_config(looker, "unused"))
+    warehouse = LookerSqlRunnerWarehouse(settings)
+    warehouse.connect()
+    schema_name = f"j_{uuid.uuid4().hex[:8]}"
+    table = TableRef(schema_name, "t")
+    columns = [Column("id", BIGINT), Column("doc", JSON)]
+    warehouse.ensure_schema(schema_name)
+    warehouse.create_table(table, columns, ["id"])
+    doc = {"amt": Decimal("1234567890123456789.123456"), "n": [Decimal("0.1"), 10**30]}
+    batch = Batch(table, columns, [(1, doc)], ["id"], "append-only")
+    with warehouse.transaction():
+        warehouse.merge(warehouse.prepare(batch))
+    [(text,)] = warehouse.fetchall(f'SELECT doc::text AS doc FROM "{schema_name}".t')
+    warehouse.close()
+    assert json.loads(text, parse_float=Decimal) == doc
