@@ -2,8 +2,10 @@
 
 Fix the cause first (schema, column type, data in IFS), then replay. Each reject is
 sent through a normal target run: merged with the version guard, audited in
-`_load_runs`/`_load_batches`, and stamped `replayed_at`. Records that fail again
-become new rejects of the replay run; the command then exits 1.
+`_load_runs`/`_load_batches`, and stamped `replayed_at`. A reject whose row was loaded
+again after it was recorded is not sent (it would overwrite newer data) and counts as
+skipped, like one the version guard refuses. Records that fail again become new
+rejects of the replay run; the command then exits 1.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"replayed {result.replayed} reject(s) in run {result.run_id}: "
-        f"{result.loaded} loaded, {result.rejected_again} rejected again"
+        f"{result.loaded} loaded, {result.skipped} skipped as older (a newer row is stored), "
+        f"{result.rejected_again} rejected again"
     )
     return 1 if result.rejected_again else 0

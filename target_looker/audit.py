@@ -3,7 +3,10 @@ batch, `_load_rejects` for records that could not be loaded, `_load_streams` for
 latest schema of each stream (so rejects can be replayed without the tap).
 
 Batch, reject and run-counter rows are written inside the batch's own transaction,
-so the audit trail and the data can never disagree.
+so the audit trail and the data can never disagree. The run row's `last_state` is the
+STATE emitted after that transaction (sealed inside it, see committer.py), and its
+`heartbeat_at` is bumped with every write: a run whose process died stays `running`
+until the next run finds it dead (`mark_dead_runs`) and marks it `interrupted`.
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -12,6 +15,7 @@ so the audit trail and the data can never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import typing as t
 from dataclasses import dataclass, field
@@ -53,6 +57,8 @@ RUNS = AuditTable(
         _col("last_state", JSON),
         _col("looker_actions", JSON),
         _col("error"),
+        _col("heartbeat_at", TIMESTAMPTZ),  # the run's last write: a sign of life
+        _col("liveness"),  # how another run can tell it is alive (load_session.py)
     ),
     ("run_id",),
 )
@@ -89,6 +95,7 @@ REJECTS = AuditTable(
         _col("table_version", BIGINT),
         _col("replayed_at", TIMESTAMPTZ),
         _col("replay_run_id"),
+        _col("input_line", BIGINT),  # line number of the record in the target's input
     ),
     ("reject_id",),
 )
@@ -117,6 +124,10 @@ class Reject:
     received_at: datetime.datetime
     time_extracted: str | None = None
     table_version: int | None = None
+    input_line: int | None = None
+    #: The record's key as a row holds it, when it could be read and the record belongs
+    #: to a full-table sync (`table_version`): the key still counts as seen.
+    key: tuple | None = None
 
 
 @dataclass
@@ -161,8 +172,9 @@ class AuditLog:
     warehouse: Warehouse
     schema: str
     run_id: str
-    totals: RunTotals = field(default_factory=RunTotals)
-    last_state: dict | None = None
+    totals: RunTotals = field(default_factory=RunTotals)  # committed
+    last_state: dict | None = None  # the last STATE recorded and committed (then emitted)
+    _staged: tuple[RunTotals, dict | None] | None = None  # written, not yet committed
 
     def table(self, spec: AuditTable) -> str:
         return self.warehouse.qualified(TableRef(self.schema, spec.name))
@@ -180,12 +192,33 @@ class AuditLog:
                 if column.name not in existing:
                     wh.add_column(ref, column)
 
-    def start(self, started_at: datetime.datetime) -> None:
+    def start(self, started_at: datetime.datetime, liveness: str | None = None) -> None:
         self.warehouse.execute(
             f"INSERT INTO {self.table(RUNS)} (run_id, started_at, status, records_in, "
-            "rows_inserted, rows_updated, rows_skipped, rows_rejected) "
-            "VALUES ($1, $2, 'running', 0, 0, 0, 0, 0)",
-            (self.run_id, started_at),
+            "rows_inserted, rows_updated, rows_skipped, rows_rejected, heartbeat_at, liveness) "
+            "VALUES ($1, $2, 'running', 0, 0, 0, 0, 0, $2, $3)",
+            (self.run_id, started_at, liveness),
+        )
+
+    def running_runs(self) -> list[tuple[str, datetime.datetime | None, str | None]]:
+        """Other runs still `running`: id, last sign of life (heartbeat or start), and
+        how they show they are alive."""
+        return [
+            (run_id, heartbeat or started, liveness)
+            for run_id, started, heartbeat, liveness in self.warehouse.fetchall(
+                f"SELECT run_id, started_at, heartbeat_at, liveness FROM {self.table(RUNS)} "
+                "WHERE status = 'running' AND run_id <> $1 ORDER BY started_at",
+                (self.run_id,),
+            )
+        ]
+
+    def mark_interrupted(self, run_id: str, why: str) -> None:
+        """A run found dead: `interrupted`, finished at its last sign of life."""
+        self.warehouse.execute(
+            f"UPDATE {self.table(RUNS)} SET status = 'interrupted', "
+            "finished_at = COALESCE(heartbeat_at, started_at), error = $2 "
+            "WHERE run_id = $1 AND status = 'running'",
+            (run_id, why),
         )
 
     def record_stream(
@@ -212,8 +245,8 @@ class AuditLog:
             return
         self.warehouse.executemany(
             f"INSERT INTO {self.table(REJECTS)} (reject_id, run_id, batch_id, stream, "
-            "received_at, reason, record, time_extracted, table_version) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "received_at, reason, record, time_extracted, table_version, input_line) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             [
                 (
                     f"{batch_id or self.run_id}:{i}",
@@ -225,6 +258,7 @@ class AuditLog:
                     r.record,
                     r.time_extracted,
                     r.table_version,
+                    r.input_line,
                 )
                 for i, r in enumerate(rejects)
             ],
@@ -234,7 +268,9 @@ class AuditLog:
         """Inside the batch transaction: the batch row and the run's running totals."""
         c = batch.counts
         self.warehouse.execute(
-            f"INSERT INTO {self.table(BATCHES)} VALUES "
+            f"INSERT INTO {self.table(BATCHES)} (run_id, batch_id, stream, table_name, "
+            "records_in, rows_inserted, rows_updated, rows_skipped, rows_rejected, "
+            "min_bookmark, max_bookmark, checksum, committed_at) VALUES "
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             (
                 batch.run_id,
@@ -252,20 +288,42 @@ class AuditLog:
                 batch.committed_at,
             ),
         )
-        self.totals.add(batch)
-        if state is not None:
-            self.last_state = state
-        self._write_totals()
+        totals = dataclasses.replace(self.totals)
+        totals.add(batch)
+        self._write_totals(totals, state)
 
-    def _write_totals(self, *extra: tuple[str, t.Any]) -> None:
-        totals = self.totals
+    def committed(self) -> None:
+        """The transaction that wrote the last totals committed: they are the run's now.
+
+        Until then the run's totals and `last_state` stay the committed ones, so a run
+        that fails in a batch's commit records what was really committed and emitted.
+        """
+        if self._staged is not None:
+            self.totals, state = self._staged
+            if state is not None:
+                self.last_state = state
+            self._staged = None
+
+    def _write_totals(
+        self,
+        totals: RunTotals | None = None,
+        state: dict | None = None,
+        *extra: tuple[str, t.Any],
+        at: datetime.datetime | None = None,
+    ) -> None:
+        """The run row's counters and `last_state`; new `totals`/`state` are staged until
+        `committed` (None: the committed ones)."""
+        self._staged = None if totals is None and state is None else (totals or self.totals, state)
+        totals = totals or self.totals
+        last_state = state if state is not None else self.last_state
         values: list[tuple[str, t.Any]] = [
             ("records_in", totals.records_in),
             ("rows_inserted", totals.inserted),
             ("rows_updated", totals.updated),
             ("rows_skipped", totals.skipped),
             ("rows_rejected", totals.rejected),
-            ("last_state", None if self.last_state is None else _encode(self.last_state).decode()),
+            ("last_state", None if last_state is None else _encode(last_state).decode()),
+            ("heartbeat_at", at or now()),
             *extra,
         ]
         assignments = ", ".join(f"{name} = ${i + 2}" for i, (name, _) in enumerate(values))
@@ -274,10 +332,9 @@ class AuditLog:
             (self.run_id, *(v for _, v in values)),
         )
 
-    def record_state(self, state: dict) -> None:
+    def record_state(self, state: dict | None) -> None:
         """A state that became safe without a batch (nothing was pending)."""
-        self.last_state = state
-        self._write_totals()
+        self._write_totals(None, state)
 
     def record_looker_actions(self, actions: dict) -> None:
         """What the post-load Looker step triggered (datagroups, PDTs, LookML), for the run row."""
@@ -287,4 +344,7 @@ class AuditLog:
         )
 
     def finish(self, status: str, error: str | None = None) -> None:
-        self._write_totals(("status", status), ("finished_at", now()), ("error", error))
+        at = now()
+        self._write_totals(
+            None, None, ("status", status), ("finished_at", at), ("error", error), at=at
+        )

@@ -10,6 +10,11 @@ at most two batches are in memory: the one loading and the one being read.
 After a job fails, no later job runs and no STATE is emitted: the failure is raised in
 the main thread (`raise_if_failed`, and by the next `submit`), so the process exits
 non-zero and Meltano keeps the last committed bookmark.
+
+A newer STATE may ride on a job already submitted (`attach_state`) until the job seals
+itself: `Job.seal`, called by the job as the last step of its transaction, returns the
+STATE it carries and closes it to newer ones, so the STATE recorded in the audit trail
+inside the transaction is exactly the one emitted after the commit.
 """
 
 from __future__ import annotations
@@ -18,17 +23,27 @@ import queue
 import threading
 import typing as t
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class Job:
-    """Work for the warehouse thread; `state` is safe to emit once it has committed."""
+    """Work for the warehouse thread; `state` is safe to emit once it has committed.
 
-    run: Callable[[], t.Any]
+    `run` gets the job itself, to `seal` it inside its transaction.
+    """
+
+    run: Callable[[Job], t.Any]
     state: dict | None = None
     result: t.Any = None  # what `run` returned, for `on_committed`
-    closed: bool = False  # committed: its STATE can no longer change
+    closed: bool = False  # sealed or committed: its STATE can no longer change
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def seal(self) -> dict | None:
+        """No newer STATE may attach from now on; the STATE to record and emit."""
+        with self.lock:
+            self.closed = True
+            return self.state
 
 
 class Committer:
@@ -40,7 +55,6 @@ class Committer:
         self._failed: BaseException | None = None
         self._stopping = False
         self._idle = threading.Event()
-        self._lock = threading.Lock()
         self._last: Job | None = None
         self._thread: threading.Thread | None = None
 
@@ -52,9 +66,8 @@ class Committer:
                     return
                 if self._failed is None and not self._stopping:
                     try:
-                        job.result = job.run()
-                        with self._lock:
-                            job.closed = True
+                        job.result = job.run(job)
+                        job.seal()  # a job that did not seal itself is closed now
                         self._on_committed(job)
                     except BaseException as exc:  # re-raised in the main thread
                         self._failed = exc
@@ -84,9 +97,11 @@ class Committer:
         jobs already submitted have committed, so it rides on the last of them instead
         of making the reader wait for it. False: nothing is in flight (or a job failed).
         """
-        with self._lock:
-            job = self._last
-            if job is None or job.closed or self._failed is not None:
+        job = self._last
+        if job is None or self._failed is not None:
+            return False
+        with job.lock:
+            if job.closed:
                 return False
             job.state = state
             return True

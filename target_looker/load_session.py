@@ -9,10 +9,24 @@ the run failed (or interrupted) and emits nothing more.
 Threads: once a job is submitted, the loader thread owns the connection until it is
 idle again. Main-thread code reaches the connection only through `idle_connection()`,
 which waits for that.
+
+Dead runs: a run whose process died (SIGKILL, lost connection) never records its end.
+Each run, when it opens, marks such runs `interrupted`, telling a dead run from a live
+concurrent one by what the warehouse offers (recorded in the run row's `liveness`):
+- `advisory_lock`, PostgreSQL: every run holds a session-level advisory lock for its
+  lifetime (the server drops it with the session), so a run whose lock can be taken is
+  dead;
+- `single_writer`, DuckDB: a file has one writing process, so a `running` row of
+  another process is dead (this process knows its own live runs);
+- `heartbeat`, the SQL Runner path (no session of its own): a run whose `heartbeat_at`,
+  bumped with every write, is older than `STALE_RUN_AFTER` is taken for dead; so is any
+  run whose own method the checking run cannot use.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import sys
 import typing as t
 import uuid
@@ -21,7 +35,7 @@ import msgspec
 
 from ifs_looker_core import encrypted_settings
 from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
-from target_looker.audit import AuditLog, BatchAudit, now
+from target_looker.audit import AuditLog, BatchAudit, RunTotals, now
 from target_looker.committer import Committer, Job
 from target_looker.lookml import generate_lookml
 from target_looker.refresh import refresh_after_load
@@ -39,7 +53,18 @@ if t.TYPE_CHECKING:
     from target_looker.warehouse.base import TableRef
 
 WRITE_PATHS = ("warehouse", "looker_sql_runner")
+#: Where no lock tells a live run from a dead one: a `running` run silent this long is dead.
+STALE_RUN_AFTER = datetime.timedelta(hours=2)
+ADVISORY_LOCK, SINGLE_WRITER, HEARTBEAT = "advisory_lock", "single_writer", "heartbeat"
 _encode_state = msgspec.json.Encoder(decimal_format="number").encode
+# Runs of this process whose session is open (DuckDB: other processes cannot be writing).
+_LIVE_RUNS: set[str] = set()
+
+
+def run_lock_key(run_id: str) -> int:
+    """The PostgreSQL advisory lock (a signed 64-bit key) a run holds while it lives."""
+    digest = hashlib.sha256(f"target-looker run {run_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def write_state_line(state: dict) -> None:
@@ -103,9 +128,65 @@ class LoadSession:
             self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
             audit.ensure_tables()
-            audit.start(now())
+            liveness = self._liveness(warehouse)
+            if liveness == ADVISORY_LOCK:
+                warehouse.fetchall(
+                    "SELECT pg_advisory_lock(CAST($1 AS BIGINT))", (run_lock_key(self.run_id),)
+                )
+            _LIVE_RUNS.add(self.run_id)
+            audit.start(now(), liveness)
             self._audit = audit
+            self._mark_dead_runs(warehouse, audit)
         return self._warehouse, self._audit
+
+    @staticmethod
+    def _liveness(warehouse: Warehouse) -> str:
+        """How this run shows it is alive (see the module docstring)."""
+        if isinstance(warehouse, LookerSqlRunnerWarehouse):
+            return HEARTBEAT
+        if warehouse.dialect == "postgresql":
+            return ADVISORY_LOCK
+        if warehouse.dialect == "duckdb":
+            return SINGLE_WRITER
+        return HEARTBEAT
+
+    def _mark_dead_runs(self, warehouse: Warehouse, audit: AuditLog) -> None:
+        """Mark `interrupted` the runs left `running` by a process that died."""
+        try:
+            for run_id, last_seen, liveness in audit.running_runs():
+                if not self._is_alive(warehouse, run_id, last_seen, liveness):
+                    audit.mark_interrupted(
+                        run_id,
+                        f"the run's process ended without finishing (last sign of life "
+                        f"{last_seen:%Y-%m-%d %H:%M:%S %Z}; found by run {self.run_id})"
+                        if last_seen
+                        else f"the run's process ended without finishing (found by run "
+                        f"{self.run_id})",
+                    )
+                    self.logger.warning("Run %s had died: marked interrupted", run_id)
+        except Exception:  # bookkeeping about other runs never stops this one
+            self.logger.exception("Could not check for runs left running")
+
+    def _is_alive(
+        self,
+        warehouse: Warehouse,
+        run_id: str,
+        last_seen: datetime.datetime | None,
+        liveness: str | None,
+    ) -> bool:
+        mine = self._liveness(warehouse)
+        method = liveness or mine  # rows of older versions: as runs here do now
+        if method == mine == ADVISORY_LOCK:
+            key = run_lock_key(run_id)
+            [(free,)] = warehouse.fetchall(
+                "SELECT pg_try_advisory_lock(CAST($1 AS BIGINT))", (key,)
+            )
+            if free:
+                warehouse.fetchall("SELECT pg_advisory_unlock(CAST($1 AS BIGINT))", (key,))
+            return not free
+        if method == mine == SINGLE_WRITER:
+            return run_id in _LIVE_RUNS
+        return last_seen is not None and now() - last_seen < STALE_RUN_AFTER
 
     def idle_connection(self) -> tuple[Warehouse, AuditLog]:
         """The connection for main-thread use: opens the run, waits for the loader thread
@@ -119,9 +200,14 @@ class LoadSession:
         """Re-raise, in the main thread, a failure of the loader thread."""
         self._committer.raise_if_failed()
 
+    @property
+    def totals(self) -> RunTotals | None:
+        """The run's counts so far (None before it opened); final once it finished."""
+        return None if self._audit is None else self._audit.totals
+
     # Jobs for the loader thread -----------------------------------------------------------
 
-    def _submit(self, run: Callable[[], t.Any], state: dict | None) -> None:
+    def _submit(self, run: Callable[[Job], t.Any], state: dict | None) -> None:
         self._committer.submit(Job(run, state))
 
     def truncates_first(self, table: TableRef, load_method: str) -> bool:
@@ -134,7 +220,7 @@ class LoadSession:
     def load(self, work: BatchWork, state: dict | None) -> None:
         """Load and audit one batch on the loader thread; `state` is emitted after it commits."""
         warehouse, audit = self._open()
-        self._submit(lambda: work.load(warehouse, audit, state), state)
+        self._submit(lambda job: work.load(warehouse, audit, job.seal), state)
 
     def pass_on_state(self, state: dict) -> None:
         """A STATE that is safe once the jobs already submitted have committed.
@@ -143,21 +229,29 @@ class LoadSession:
         thread on its own (recorded in the run row, then emitted).
         """
         if not self._committer.attach_state(state):
-            _, audit = self._open()
-            self._submit(lambda: audit.record_state(state), state)
+            warehouse, audit = self._open()
+
+            def record(job: Job) -> None:
+                with warehouse.transaction():
+                    audit.record_state(job.seal())
+
+            self._submit(record, state)
 
     def retire_old_versions(
         self, stream: str, table: TableRef, version: int, *, hard_delete: bool
     ) -> None:
         """ACTIVATE_VERSION: after the batches before it, rows of older versions go."""
-        warehouse, _ = self._open()
+        warehouse, audit = self._open()
         logger = self.logger
 
-        def retire() -> None:
+        def retire(job: Job) -> None:
             with warehouse.transaction():
                 count = warehouse.retire_old_versions(
                     table, version, hard_delete=hard_delete, deleted_at=now()
                 )
+                state = job.seal()  # a STATE that rode on this job is recorded with it
+                if state is not None:
+                    audit.record_state(state)
             logger.info(
                 "ACTIVATE_VERSION %s for %s: %d older rows %s",
                 version,
@@ -170,8 +264,9 @@ class LoadSession:
 
     def _on_committed(self, job: Job) -> None:
         """On the loader thread, right after a job committed: emit its STATE, log it."""
-        if job.state is not None:
-            t.cast("AuditLog", self._audit).last_state = job.state  # written with next totals
+        if self._audit is not None:
+            self._audit.committed()
+        if job.state is not None:  # recorded in the run row inside the job's transaction
             write_state_line(job.state)
         if isinstance(job.result, BatchAudit):
             self._log_batch(job.result)
@@ -230,10 +325,12 @@ class LoadSession:
         self.close()
 
     def close(self) -> None:
-        """Stop the loader thread and close the connection (safe to call twice)."""
+        """Stop the loader thread and close the connection (safe to call twice); on
+        PostgreSQL closing the session releases the run's advisory lock."""
         self._committer.stop()
         if self._warehouse is not None:
             self._warehouse.close()
+        _LIVE_RUNS.discard(self.run_id)
 
 
 __all__ = ["WRITE_PATHS", "LoadSession", "uses_sql_runner", "write_state_line"]

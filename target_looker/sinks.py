@@ -3,11 +3,17 @@
 The hot path (`add`) does one C-level decode per record into the stream's Struct
 and appends a tuple; everything else (dedupe, staging, merge, audit) happens once
 per batch in `commit`.
+
+A record that cannot be loaded never stops the run (SPEC 5.2): it becomes a reject
+with its stream, input line and reason. In a full-table sync its key still counts as
+seen: the batch that records the reject moves the stored row with that key to the
+sync's table version, so ACTIVATE_VERSION does not retire it (`confirm_rejected_keys`).
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import hashlib
 import operator
 import time
@@ -16,7 +22,6 @@ import uuid
 from dataclasses import dataclass
 
 import msgspec
-from singer_sdk.exceptions import MissingKeyPropertiesError
 from singer_sdk.sinks import BatchSink
 
 from target_looker import naming
@@ -31,10 +36,12 @@ from target_looker.columns import (
     record_struct,
 )
 from target_looker.merge import deduplicate
-from target_looker.reader import RecordEnvelope, decode_generic
+from target_looker.reader import RecordEnvelope, decode_generic, scan_object
 from target_looker.warehouse.base import (
     APPEND_ONLY,
+    DELETED_AT_COLUMN,
     OVERWRITE,
+    TABLE_VERSION_COLUMN,
     UPSERT,
     VERSION_COLUMN,
     Batch,
@@ -45,6 +52,8 @@ from target_looker.warehouse.base import (
 )
 
 if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
     from target_looker.target import TargetLooker
 
 # Metadata columns on every table. The record may supply the first three itself.
@@ -83,6 +92,7 @@ METADATA_ORDER = (
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
 _UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 
 
 @dataclass
@@ -99,10 +109,44 @@ class TablePlan:
     renamed: dict[str, str]  # property -> JSON name in the Struct, for names msgspec refuses
     key_properties: list[str]
     properties: set[str]
+    key_struct: type[msgspec.Struct] | None = None  # the key properties alone, typed
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    def key_of(self, record: t.Any) -> tuple | None:
+        """The typed key of a generically decoded record (as a row would hold it), or None
+        when it has no complete key that decodes. For rejects only: slow."""
+        if self.key_struct is None or not isinstance(record, dict):
+            return None
+        try:
+            values = {
+                (f"~{i}" if needs_renaming(prop) else prop): record[prop]
+                for i, prop in enumerate(self.key_properties)
+            }
+            return msgspec.structs.astuple(
+                msgspec.json.decode(_encode(values), type=self.key_struct)
+            )
+        except (KeyError, TypeError, msgspec.DecodeError, msgspec.EncodeError, RecursionError):
+            return None
+
+    def key_of_raw(self, raw: msgspec.Raw | bytes) -> tuple | None:
+        """`key_of` for a record msgspec cannot decode as a whole (too deep, a lone
+        surrogate): its key members are found and decoded one by one."""
+        if self.key_struct is None:
+            return None
+        try:
+            text = bytes(raw).decode()
+            members = scan_object(text).members
+            record = {
+                prop: decode_generic(text[start:stop])
+                for prop, (start, stop) in members.items()
+                if prop in self.key_properties
+            }
+        except (ValueError, RecursionError, msgspec.DecodeError):
+            return None
+        return self.key_of(record)
 
 
 def plan_table(
@@ -166,6 +210,7 @@ def plan_table(
     by_name = {c.name: c for c in [*columns, *constant_columns]}
     table_columns = [c for c in columns if c.name not in METADATA_ORDER]
     table_columns += [by_name[name] for name in METADATA_ORDER]
+    key_types = {prop: decode_type for prop, _, _, decode_type, is_key in data if is_key}
     return TablePlan(
         table=TableRef(target_schema, table_name),
         struct=record_struct(stream, fields),
@@ -177,6 +222,11 @@ def plan_table(
         renamed=renamed,
         key_properties=list(key_properties),
         properties=set(properties),
+        key_struct=(
+            record_struct(f"{stream} key", [(k, key_types[k], True) for k in key_properties])
+            if key_properties and all(k in key_types for k in key_properties)
+            else None
+        ),
     )
 
 
@@ -274,6 +324,10 @@ class LookerSink(BatchSink):
         self._last_extracted: tuple[str | None, datetime.datetime | None] = (None, None)
         names = self.plan.names
         self._version_index = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None
+        # A rejected record's key is kept (to confirm it in ACTIVATE_VERSION's sync) when
+        # the table is merged by key.
+        self._keyed = self.load_method != APPEND_ONLY and bool(self.plan.keys)
+        self._key_positions = [names.index(k) for k in self.plan.keys]
         bookmarks = target.bookmark_properties.get(self.stream_name) or []
         sources = [c.source for c in self.plan.columns]
         self._bookmark_index = (
@@ -285,17 +339,17 @@ class LookerSink(BatchSink):
     def _reset_batch(self) -> None:
         self.first_seq: int | None = None
         self._rows: list[tuple] = []
-        self._raws: list[msgspec.Raw] = []  # aligned with _rows
-        self._all_raws: list[msgspec.Raw] = []  # every record, for the checksum
+        self._all_raws: list[msgspec.Raw] = []  # every record, in arrival order
+        self._all_lines: list[int] = []  # the input line of each, aligned with _all_raws
+        self._dropped: list[int] = []  # positions in _all_raws of records that made no row
         self._rejects: list[Reject] = []
-        self._records_in = 0
         self._batch_id: str | None = None
         self._received_at: datetime.datetime | None = None
 
     @property
     def current_size(self) -> int:
         """Records buffered in the open batch, rejects included (the SDK's name)."""
-        return self._records_in
+        return len(self._all_raws)
 
     def _start_batch(self, seq: int) -> None:
         self.first_seq = seq
@@ -313,21 +367,23 @@ class LookerSink(BatchSink):
 
     # Hot path -------------------------------------------------------------------------
 
-    def add(self, envelope: RecordEnvelope, seq: int, has_nul: bool = False) -> None:
+    def add(self, envelope: RecordEnvelope, seq: int, has_nul: bool = False, line: int = 0) -> None:
         """Decode one record into a row, or into a reject with the reason.
 
-        `has_nul`: the input line contains a `\\u0000` escape (checked by the reader).
+        `has_nul`: the input line contains a `\\u0000` escape (checked by the reader);
+        `line`: its input line number, for a reject.
         """
         if self.first_seq is None:
             self._start_batch(seq)
         raw = envelope.record
-        self._records_in += 1
         self._all_raws.append(raw)
+        self._all_lines.append(line)
         try:
             obj = self._decode(raw)
-        except msgspec.ValidationError as exc:
-            obj = self._recover(envelope, exc)
+        except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError included
+            obj = self._recover(envelope, exc, line)
             if obj is None:
+                self._dropped.append(len(self._all_raws) - 1)
                 return
         row = self._astuple(obj)
         if len(row) != self.plan.row_width:
@@ -336,7 +392,10 @@ class LookerSink(BatchSink):
             self._reject(
                 envelope,
                 "a text value contains a NUL (\\u0000) character, which PostgreSQL cannot store",
+                line,
+                tuple(row[i] for i in self._key_positions),
             )
+            self._dropped.append(len(self._all_raws) - 1)
             return
         extracted = envelope.time_extracted
         if extracted is not None:
@@ -344,9 +403,8 @@ class LookerSink(BatchSink):
                 self._last_extracted = (extracted, _parse_time(extracted))
             extracted = self._last_extracted[1]
         self._rows.append((*row, extracted, time.time_ns(), envelope.version))
-        self._raws.append(raw)
 
-    def add_record(self, record: dict, envelope: RecordEnvelope, seq: int) -> None:
+    def add_record(self, record: dict, envelope: RecordEnvelope, seq: int, line: int = 0) -> None:
         """A record already decoded (after stream maps): same checks as the raw path."""
         raw = msgspec.Raw(_encode(record))
         self.add(
@@ -354,7 +412,18 @@ class LookerSink(BatchSink):
                 "RECORD", envelope.stream, raw, envelope.time_extracted, envelope.version
             ),
             seq,
+            line=line,
         )
+
+    def add_undecodable(self, envelope: RecordEnvelope, seq: int, line: int, reason: str) -> None:
+        """A record the reader could not decode at all (see reader.salvage_record): a reject."""
+        if self.first_seq is None:
+            self._start_batch(seq)
+        self._all_raws.append(envelope.record)
+        self._all_lines.append(line)
+        self._dropped.append(len(self._all_raws) - 1)
+        key = self.plan.key_of_raw(envelope.record) if envelope.version is not None else None
+        self._reject(envelope, reason, line, key)
 
     def _decode_renamed(self, raw: msgspec.Raw) -> t.Any:
         """Slower decode for streams with property names msgspec cannot map directly."""
@@ -369,19 +438,26 @@ class LookerSink(BatchSink):
             record = {renamed.get(k, k): v for k, v in record.items()}
         return msgspec.convert(record, self.plan.struct)
 
-    def _recover(self, envelope: RecordEnvelope, error: msgspec.ValidationError) -> t.Any:
+    def _recover(self, envelope: RecordEnvelope, error: Exception, line: int) -> t.Any:
         """Slow path for a record that failed the typed decode: explain or tolerate."""
-        record = decode_generic(envelope.record)
+        try:
+            record = decode_generic(envelope.record)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            key = self.plan.key_of_raw(envelope.record) if envelope.version is not None else None
+            self._reject(envelope, f"the record cannot be decoded: {exc}", line, key)
+            return None
         if not isinstance(record, dict):
-            self._reject(envelope, f"record is not a JSON object ({error})")
+            self._reject(envelope, f"record is not a JSON object ({error})", line)
             return None
         missing = [k for k in self.plan.key_properties if k not in record]
         if missing:
-            raise MissingKeyPropertiesError(
-                f"stream {self.stream_name!r}: a record lacks key properties {missing} "
-                f"(key properties {self.plan.key_properties}); the tap broke the Singer "
-                f"contract, so the run stops before committing this batch"
+            self._reject(
+                envelope,
+                f"lacks key properties {missing} (key properties {self.plan.key_properties})",
+                line,
             )
+            return None
+        key = self.plan.key_of(record) if envelope.version is not None else None
         unknown = [k for k in record if k not in self.plan.properties]
         for name in unknown:
             if name not in self._warned_fields:
@@ -393,15 +469,17 @@ class LookerSink(BatchSink):
                 )
             del record[name]
         if not unknown:
-            self._reject(envelope, f"fails schema: {error}")
+            self._reject(envelope, f"fails schema: {error}", line, key)
             return None
         try:
             return self._convert(record)
         except msgspec.ValidationError as exc:
-            self._reject(envelope, f"fails schema: {exc}")
+            self._reject(envelope, f"fails schema: {exc}", line, key)
             return None
 
-    def _reject(self, envelope: RecordEnvelope, reason: str) -> None:
+    def _reject(
+        self, envelope: RecordEnvelope, reason: str, line: int, key: tuple | None = None
+    ) -> None:
         self._rejects.append(
             Reject(
                 stream=self.stream_name,
@@ -410,6 +488,8 @@ class LookerSink(BatchSink):
                 received_at=datetime.datetime.now(tz=_UTC),
                 time_extracted=envelope.time_extracted,
                 table_version=envelope.version,
+                input_line=line or None,
+                key=key if self._keyed and envelope.version is not None else None,
             )
         )
 
@@ -425,18 +505,19 @@ class LookerSink(BatchSink):
         The SDK's record counter (`record_count` metric) is counted here, once per batch:
         the hot path stays free of it.
         """
-        self.record_counter_metric.increment(self._records_in)
-        rows, raws = self._rows, self._raws
+        all_raws = self._all_raws
+        self.record_counter_metric.increment(len(all_raws))
+        rows = self._rows
         transposed = list(zip(*rows, strict=True)) if rows else []
-        rows, kept = self._drop_overlong(rows, transposed)
-        keyed = self.load_method != APPEND_ONLY and bool(self.plan.keys)
+        origins = self._row_origins()
+        rows, origins = self._drop_overlong(rows, transposed, origins)
         superseded = 0
-        if keyed:
+        if self._keyed:
             positions = [self.plan.names.index(k) for k in self.plan.keys]
             result = deduplicate(rows, _key_getter(positions), self._version_index)
             superseded = result.superseded
             if superseded:
-                kept = [kept[i] for i in result.kept]
+                origins = [origins[i] if origins else i for i in result.kept]
                 rows = [rows[i] for i in result.kept]
         low, high = self._bookmark_range(transposed)
         work = BatchWork(
@@ -444,7 +525,7 @@ class LookerSink(BatchSink):
                 table=self.plan.table,
                 columns=self.plan.columns,
                 rows=rows,
-                keys=self.plan.keys if keyed else [],
+                keys=self.plan.keys if self._keyed else [],
                 load_method=self.load_method,
                 truncate_first=truncate_first,
                 constants=self._constants(),
@@ -452,22 +533,33 @@ class LookerSink(BatchSink):
             stream=self.stream_name,
             run_id=self.target.session.run_id,
             batch_id=t.cast("str", self._batch_id),
-            records_in=self._records_in,
+            records_in=len(all_raws),
             superseded=superseded,
-            raws=[raws[i] for i in kept],
+            origins=origins,
             rejects=self._rejects,
-            all_raws=self._all_raws,
+            all_raws=all_raws,
+            all_lines=self._all_lines,
             min_bookmark=low,
             max_bookmark=high,
         )
         self._reset_batch()
         return work
 
+    def _row_origins(self) -> list[int] | None:
+        """The position in `_all_raws` of each buffered row's record; None: the same
+        position (no record was rejected before it became a row, the usual case)."""
+        if not self._dropped:
+            return None
+        dropped = set(self._dropped)
+        return [i for i in range(len(self._all_raws)) if i not in dropped]
+
     def _drop_overlong(
-        self, rows: list[tuple], transposed: list[tuple]
-    ) -> tuple[list[tuple], list[int]]:
-        """Reject rows whose text exceeds the schema's maxLength (never truncate)."""
-        kept = list(range(len(rows)))
+        self, rows: list[tuple], transposed: list[tuple], origins: list[int] | None
+    ) -> tuple[list[tuple], list[int] | None]:
+        """Reject rows whose text exceeds the schema's maxLength (never truncate).
+
+        Returns the rows kept and their origins (see `_row_origins`).
+        """
         bad: dict[int, str] = {}
         for i, column in enumerate(self.plan.columns):
             limit = column.sql_type.length
@@ -483,13 +575,21 @@ class LookerSink(BatchSink):
                         f"longer than its maxLength {limit}"
                     )
         if not bad:
-            return rows, kept
+            return rows, origins
         for position, reason in sorted(bad.items()):
+            origin = origins[position] if origins else position
             self._rejects.append(
-                row_reject(self.stream_name, rows[position], self._raws[position], reason)
+                row_reject(
+                    self.stream_name,
+                    rows[position],
+                    self._all_raws[origin],
+                    self._all_lines[origin],
+                    reason,
+                    self._key_positions if self._keyed else None,
+                )
             )
-        kept = [i for i in kept if i not in bad]
-        return [rows[i] for i in kept], kept
+        kept = [i for i in range(len(rows)) if i not in bad]
+        return [rows[i] for i in kept], [origins[i] if origins else i for i in kept]
 
     def _bookmark_range(self, transposed: list[tuple]) -> tuple[str | None, str | None]:
         """Bookmark range of the batch as received (rejected rows included: they were read)."""
@@ -514,23 +614,42 @@ class BatchWork:
     batch_id: str
     records_in: int
     superseded: int
-    raws: list[msgspec.Raw]  # aligned with batch.rows, for late rejects
+    origins: list[int] | None  # batch.rows position -> all_raws position (None: the same)
     rejects: list[Reject]
     all_raws: list[msgspec.Raw]  # every record of the batch, in arrival order
+    all_lines: list[int]  # the input line of each record, aligned with all_raws
     min_bookmark: str | None
     max_bookmark: str | None
 
-    def load(self, warehouse: Warehouse, audit: AuditLog, state: dict | None) -> BatchAudit:
-        """Prepare, then merge + rejects + audit rows in one transaction."""
+    def load(
+        self, warehouse: Warehouse, audit: AuditLog, seal: Callable[[], dict | None]
+    ) -> BatchAudit:
+        """Prepare, then merge + rejects + audit rows in one transaction.
+
+        `seal` is called last inside the transaction: it returns the STATE that this
+        batch's commit makes safe (recorded as the run's `last_state`, then emitted), and
+        no newer STATE can attach to the batch after it.
+        """
         # One big buffer: hashlib releases the GIL for it, so decoding goes on meanwhile.
         checksum = hashlib.sha256(b"\n".join(self.all_raws)).hexdigest()
         prepared = warehouse.prepare(self.batch)
+        keys = self.batch.keys
+        key_positions = [self.batch.column_names.index(k) for k in keys] if keys else None
         for position, reason in prepared.rejects:
+            origin = self.origins[position] if self.origins else position
             self.rejects.append(
-                row_reject(self.stream, self.batch.rows[position], self.raws[position], reason)
+                row_reject(
+                    self.stream,
+                    self.batch.rows[position],
+                    self.all_raws[origin],
+                    self.all_lines[origin],
+                    reason,
+                    key_positions,
+                )
             )
         with warehouse.transaction():
             counts = warehouse.merge(prepared)
+            confirm_rejected_keys(warehouse, self.batch, self.rejects)
             audit.record_rejects(self.batch_id, self.rejects)
             result = BatchAudit(
                 run_id=self.run_id,
@@ -547,20 +666,94 @@ class BatchWork:
                 checksum=checksum,
                 committed_at=now(),
             )
-            audit.record_batch(result, state)
+            audit.record_batch(result, seal())
         return result
 
 
-def row_reject(stream: str, row: tuple, raw: msgspec.Raw, reason: str) -> Reject:
-    """A reject for a row already decoded: message metadata comes from its tail."""
-    extracted, _, version = row[-len(PER_RECORD) :]
+def confirm_rejected_keys(warehouse: Warehouse, batch: Batch, rejects: list[Reject]) -> int:
+    """Rejected records of a full-table sync still prove their key exists in IFS.
+
+    The stored row with such a key joins the sync's table version (and is no longer
+    marked deleted, as for a row the version guard skipped), so ACTIVATE_VERSION's
+    retire step, which removes rows of older versions, leaves it alone: the row keeps
+    its last loaded values, and the reject waits in `_load_rejects` for replay. Runs
+    inside the batch's transaction; returns how many keys were looked up.
+    """
+    confirmed = [
+        (reject.key, reject.table_version)
+        for reject in rejects
+        if reject.key is not None and reject.table_version is not None and is_plain(reject.key)
+    ]
+    if not confirmed or not batch.keys:
+        return 0
+    confirmed = list(dict.fromkeys(confirmed))
+    q = warehouse.quote
+    bigint = warehouse.render_type(BIGINT)
+    version, deleted = q(TABLE_VERSION_COLUMN), q(DELETED_AT_COLUMN)
+    match = key_match_sql(warehouse, batch.columns, batch.keys, first_param=2)
+    table = warehouse.qualified(batch.table)
+    # Identifiers go through Warehouse.quote; values are bound parameters.
+    sql = (
+        f"UPDATE {table} SET {version} = CAST($1 AS {bigint}), {deleted} = NULL "  # noqa: S608
+        f"WHERE {match} AND ({version} IS NULL OR {version} < CAST($1 AS {bigint}))"
+    )
+    warehouse.executemany(sql, [(table_version, *key) for key, table_version in confirmed])
+    return len(confirmed)
+
+
+_PLAIN_KEY_TYPES = (str, int, decimal.Decimal, datetime.date, datetime.time)
+# Key values compared as they are: a cast to VARCHAR(n) would truncate, one to
+# DECIMAL(p,s) would round, and either could then match another row's key.
+_UNCAST_KINDS = frozenset({"text", "varchar", "numeric"})
+
+
+def is_plain(key: tuple) -> bool:
+    """A key a SQL parameter can hold exactly (not JSON, no NULL part)."""
+    return all(isinstance(value, _PLAIN_KEY_TYPES) for value in key)
+
+
+def key_match_sql(
+    warehouse: Warehouse, columns: t.Sequence[Column], keys: t.Sequence[str], first_param: int
+) -> str:
+    """`key1 = $n AND key2 = $n+1 ...`, each parameter typed like its column (exactly)."""
+    types = {c.name: c.sql_type for c in columns}
+    conditions = []
+    for i, name in enumerate(keys):
+        param = f"${first_param + i}"
+        sql_type = types[name]
+        if sql_type.kind not in _UNCAST_KINDS:
+            param = f"CAST({param} AS {warehouse.render_type(sql_type)})"
+        conditions.append(f"{warehouse.quote(name)} = {param}")
+    return " AND ".join(conditions)
+
+
+def row_reject(
+    stream: str,
+    row: tuple,
+    raw: msgspec.Raw,
+    line: int,
+    reason: str,
+    key_positions: list[int] | None,
+) -> Reject:
+    """A reject for a row already decoded: message metadata comes from its tail.
+
+    Its `received_at` is when its record arrived (the row's `_sdc_sequence`), as for a
+    record rejected on arrival: replay compares it with the stored row's.
+    """
+    extracted, received_ns, version = row[-len(PER_RECORD) :]
     return Reject(
         stream=stream,
         reason=reason,
         record=bytes(raw).decode("utf-8", "replace"),
-        received_at=now(),
+        received_at=_EPOCH + datetime.timedelta(microseconds=received_ns // 1000),
         time_extracted=extracted.isoformat() if extracted else None,
         table_version=version,
+        input_line=line or None,
+        key=(
+            tuple(row[i] for i in key_positions)
+            if key_positions is not None and version is not None
+            else None
+        ),
     )
 
 

@@ -22,6 +22,7 @@ import gc
 import time
 import typing as t
 
+import msgspec
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
@@ -68,10 +69,20 @@ def checked_looker_settings(config: Mapping[str, t.Any]) -> LookerSettings:
     return settings
 
 
+def check_batch_size(config: Mapping[str, t.Any]) -> None:
+    """`batch_size_rows` is a whole number of at least 1 (0 used to mean one record per
+    batch). The config schema says so too; this holds when the SDK skips validation."""
+    batch_size = config.get("batch_size_rows", DEFAULT_BATCH_SIZE_ROWS)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        message = f"batch_size_rows must be a whole number of at least 1, not {batch_size!r}"
+        raise ConfigValidationError(message, errors=[message])
+
+
 class TargetLooker(SingerTargetAdapter[LookerSink]):
     """Loads Singer streams into typed, keyed, audited warehouse tables for Looker."""
 
     name = "target-looker"
+    package_name = "ifs-looker-connector"  # the distribution: `--about` shows its version
     message_reader_class = FastSingerReader
     default_sink_class = LookerSink
     capabilities: t.ClassVar = [
@@ -121,9 +132,9 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         ),
         th.Property(
             "batch_size_rows",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=DEFAULT_BATCH_SIZE_ROWS,
-            description="Records per committed batch; STATE follows each commit",
+            description="Records per committed batch (at least 1); STATE follows each commit",
         ),
         th.Property(
             "hard_delete",
@@ -154,9 +165,11 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         for setting, reason in UNSUPPORTED_BUILTIN_SETTINGS.items():
             if setting in self.config:
                 self.logger.warning("Setting %r is ignored: %s", setting, reason)
+        check_batch_size(self.config)
         self.session = LoadSession(self.config, checked_looker_settings(self.config), self.logger)
         self.ledger = StateLedger()
         self.message_reader.on_error = self.session.fail
+        self.message_reader.on_bad_record = self.process_undecodable_record
         self.bookmark_properties: dict[str, list[str]] = {}
         self._fast_sinks: dict[str, LookerSink] = {}  # streams whose records need no map
         self._last_sink: LookerSink | None = None  # the sink of the latest record
@@ -182,21 +195,22 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         self.register_schema(message)
         self.release_retired_sinks()
 
-    def process_record(self, envelope: RecordEnvelope, has_nul: bool = True) -> None:
+    def process_record(self, envelope: RecordEnvelope, has_nul: bool = True, line: int = 0) -> None:
         """The hot path: one typed decode into the stream's sink; a full sink commits.
 
-        `has_nul`: the input line holds a `\\u0000` escape (FastSingerReader checks).
+        `has_nul`: the input line holds a `\\u0000` escape (FastSingerReader checks);
+        `line`: its number in the input, for a reject.
         """
         ledger = self.ledger
         seq = ledger.last_seq = ledger.last_seq + 1
         sink = self._fast_sinks.get(envelope.stream) or self._unmapped_sink(envelope.stream)
         self._last_sink = sink
         if sink is not None:
-            sink.add(envelope, seq, has_nul)
+            sink.add(envelope, seq, has_nul, line)
             if sink.current_size >= sink.batch_rows:
                 self.commit_sink(sink)
         else:
-            self._add_mapped(envelope, seq)
+            self._add_mapped(envelope, seq, line)
         if seq % 1000 == 0:
             self.session.raise_loader_failure()
             if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
@@ -222,17 +236,60 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             return sink
         return None
 
-    def _add_mapped(self, envelope: RecordEnvelope, seq: int) -> None:
+    def _add_mapped(self, envelope: RecordEnvelope, seq: int, line: int) -> None:
         """A record through its stream maps: decoded generically, one row per mapped stream."""
-        record = decode_generic(envelope.record)
+        try:
+            record = decode_generic(envelope.record)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            self._reject_mapped(envelope, seq, line, f"the record cannot be decoded: {exc}")
+            return
+        if not isinstance(record, dict):
+            self._reject_mapped(envelope, seq, line, "record is not a JSON object")
+            return
         for stream_map in self.mapper.stream_maps[envelope.stream]:
             transformed = stream_map.transform(dict(record))
             if transformed is None:
                 continue
             sink = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
-            sink.add_record(transformed, envelope, seq)
+            sink.add_record(transformed, envelope, seq, line)
             if sink.current_size >= sink.batch_rows:
                 self.commit_sink(sink)
+
+    def process_undecodable_record(self, envelope: RecordEnvelope, line: int, reason: str) -> None:
+        """A RECORD line that is JSON but whose record cannot be decoded: one reject.
+
+        (The reader's `on_bad_record`: a lone surrogate escape, absurd nesting.)
+        """
+        self.ledger.last_seq += 1
+        if envelope.stream not in self.mapper.stream_maps:
+            raise RecordsWithoutSchemaException(
+                f"A record for stream {envelope.stream!r} arrived before its SCHEMA message"
+            )
+        self._reject_mapped(envelope, self.ledger.last_seq, line, reason)
+
+    def _reject_mapped(self, envelope: RecordEnvelope, seq: int, line: int, reason: str) -> None:
+        """A record no stream map can see: rejected into the sink of its first mapped stream."""
+        sink = next(
+            (
+                s
+                for m in self.mapper.stream_maps.get(envelope.stream, [])
+                if (s := self.active_sink(m.stream_alias)) is not None
+            ),
+            None,
+        )
+        if sink is None:  # the stream maps drop the stream altogether
+            self.logger.warning(
+                "Stream %r, input line %d: undecodable record of a stream that is not "
+                "loaded, dropped (%s)",
+                envelope.stream,
+                line,
+                reason,
+            )
+            return
+        self._last_sink = sink
+        sink.add_undecodable(envelope, seq, line, reason)
+        if sink.current_size >= sink.batch_rows:
+            self.commit_sink(sink)
 
     def process_state(self, message: dict) -> None:
         self.message_reader.assert_line_requires(message, requires={"value"})

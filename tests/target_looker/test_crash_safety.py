@@ -90,4 +90,4 @@ def test_kill_and_resume_from_last_state_equals_an_uninterrupted_run(
     assert len(expected) == 300
     assert resumed == expected
     statuses = query(config, "SELECT status FROM {s}._load_runs ORDER BY started_at")
-    assert statuses == [("running",), ("succeeded",)]  # the killed run never finished
+    assert statuses == [("interrupted",), ("succeeded",)]  # the resumed run found it dead

@@ -85,8 +85,8 @@ class RecordingTarget(SingerTargetAdapter[RecordingSink]):
         self.calls.append(("schema", message["stream"]))
         self.register_schema(message)
 
-    def process_record(self, envelope: RecordEnvelope, has_nul: bool) -> None:
-        self.calls.append(("record", (envelope.stream, bytes(envelope.record), has_nul)))
+    def process_record(self, envelope: RecordEnvelope, has_nul: bool, line: int) -> None:
+        self.calls.append(("record", (envelope.stream, bytes(envelope.record), has_nul, line)))
 
     def process_state(self, message: dict) -> None:
         self.calls.append(("state", message["value"]))
@@ -140,8 +140,8 @@ def test_each_message_type_reaches_its_public_method(target: RecordingTarget) ->
     )
     assert target.calls == [
         ("schema", "a"),
-        ("record", ("a", b'{"id": 1}', False)),
-        ("record", ("a", b'{"id": "\\u0000"}', True)),
+        ("record", ("a", b'{"id": 1}', False, 2)),
+        ("record", ("a", b'{"id": "\\u0000"}', True, 3)),
         ("state", {"n": 1}),
         ("activate_version", 7),
         ("batch", "a"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import importlib.metadata
 import io
 import json
 import logging
@@ -14,11 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from singer_sdk.exceptions import (
-    ConfigValidationError,
-    MissingKeyPropertiesError,
-    RecordsWithoutSchemaException,
-)
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_looker.target import TargetLooker
@@ -285,25 +282,23 @@ def test_a_record_before_its_schema_is_an_error(config: dict) -> None:
         run(config, singer(voucher(1)))
 
 
-def test_a_record_without_a_key_stops_the_run_without_newer_state(config: dict) -> None:
+def test_a_record_without_a_key_is_rejected_and_the_run_goes_on(config: dict) -> None:
+    """Missing key: one bad record, not broken protocol (SPEC 5.2); more in test_bad_records."""
     missing = voucher(2)
     del missing["record"]["RowNo"]
-    text = singer(VOUCHER_SCHEMA, voucher(1), state({"n": 1}), missing, state({"n": 2}))
-    out = io.StringIO()
-    import contextlib
-
-    with pytest.raises(MissingKeyPropertiesError, match="RowNo"), contextlib.redirect_stdout(out):
-        TargetLooker(config=config).listen(io.StringIO(text))
-    assert out.getvalue() == ""  # row 1 was never committed, so no STATE either
-    [(status, error)] = query(config, "SELECT status, error FROM {s}._load_runs")
-    assert status == "failed" and "RowNo" in error
+    text = singer(VOUCHER_SCHEMA, voucher(1), state({"n": 1}), missing, state({"n": 2}), voucher(3))
+    assert run(config, text)[-1] == {"n": 2}
+    assert [r[4] for r in table(config)] == [1, 3]
+    [(line, reason)] = query(config, "SELECT input_line, reason FROM {s}._load_rejects")
+    assert line == 4 and "RowNo" in reason
+    assert run_totals(config) == [("succeeded", 3, 2, 0, 0, 1)]
 
 
 def test_a_null_key_is_rejected(config: dict) -> None:
     run(config, singer(VOUCHER_SCHEMA, voucher(1), voucher(2, RowNo=None)))
     assert [r[4] for r in table(config)] == [1]
-    [(reason,)] = query(config, "SELECT reason FROM {s}._load_rejects")
-    assert "RowNo" in reason
+    [(line, reason)] = query(config, "SELECT input_line, reason FROM {s}._load_rejects")
+    assert line == 3 and "RowNo" in reason
 
 
 def test_malformed_json_is_a_clear_error(config: dict) -> None:
@@ -465,10 +460,20 @@ def test_the_sdk_record_count_metric_counts_every_record(
         wider,  # a new sink for the stream: the old one's count is logged too
         voucher(5, CodeB="B"),
         *(record("accounts", {"Account": str(i)}) for i in range(3)),
+        record("accounts", {"Name": "no key"}),  # rejected: no key
+        '{"type": "RECORD", "stream": "accounts", "record": {"Account": "\\ud800"}}',
         state({"n": 1}),
     )
     run(config, text)
-    assert record_counts(caplog) == {"voucher_rows": 5, "accounts": 3}
+    assert record_counts(caplog) == {"voucher_rows": 5, "accounts": 5}
+    [(records_in, inserted, updated, skipped, rejected)] = query(
+        config,
+        "SELECT records_in, rows_inserted, rows_updated, rows_skipped, rows_rejected "
+        "FROM {s}._load_runs",
+    )
+    assert (records_in, inserted, updated, skipped, rejected) == (10, 7, 0, 0, 3)
+    [(batch_records,)] = query(config, "SELECT sum(records_in) FROM {s}._load_batches")
+    assert batch_records == records_in == inserted + updated + skipped + rejected
 
 
 def test_about_offers_only_settings_the_target_honours() -> None:
@@ -489,6 +494,37 @@ def test_about_offers_only_settings_the_target_honours() -> None:
         "process_activate_version_messages",
         *("stream_maps", "stream_map_config", "faker_config"),
     }
+
+
+def test_about_shows_the_package_version() -> None:
+    about = subprocess.run(
+        [sys.executable, "-c", CLI, "--about", "--format", "json"],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    version = json.loads(about.stdout)["version"]
+    assert version == importlib.metadata.version("ifs-looker-connector")
+    assert "could not be detected" not in version
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_batch_size_rows_below_one_is_refused(config: dict, size: int, tmp_path) -> None:
+    with pytest.raises(ConfigValidationError) as refused:
+        TargetLooker(config={**config, "batch_size_rows": size})
+    assert "batch_size_rows" in " ".join(refused.value.errors)
+    with pytest.raises(ConfigValidationError, match="batch_size_rows must be a whole number"):
+        TargetLooker(config={**config, "batch_size_rows": size}, validate_config=False)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps({**config, "batch_size_rows": size}))
+    cli = subprocess.run(
+        [sys.executable, "-c", CLI, "--config", str(config_path)],
+        input="",
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode != 0
+    assert "batch_size_rows" in cli.stderr + cli.stdout
 
 
 def test_add_record_metadata_is_ignored_with_a_warning(
