@@ -25,6 +25,7 @@ COMMANDS: dict[str, Command] = {
     "sandbox": Command("ifs_looker.sandbox_cli", "run the local IFS Cloud (and Looker) sandboxes"),
     "secrets": Command("ifs_looker.secrets_cli", "make keys and encrypt settings (fernet:...)"),
     "check": Command("ifs_looker.check", "check IFS Cloud, Looker and the warehouse before a run"),
+    "describe": Command("ifs_looker.describe", "list an IFS projection's entity sets and fields"),
     "replay-rejects": Command("ifs_looker.replay_rejects", "retry records in _load_rejects"),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import decimal
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,23 @@ logger = logging.getLogger("tap-ifscloud.api")
 
 DEFAULT_PATH_PREFIX = "/main/ifsapplications/projection/v1"
 _DECODER = msgspec.json.Decoder(float_hook=decimal.Decimal)
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def normalize_path_prefix(value: Any, setting: str = "path_prefix") -> str:
+    """`/main/ifsapplications/projection/v1` from any slash variant of it; a prefix that is
+    not plain path segments (a query, `..`, a host) is a ConfigurationError naming `setting`."""
+    if not isinstance(value, str) or not value.strip("/ "):
+        raise ConfigurationError(
+            f"{setting} must be a URL path such as {DEFAULT_PATH_PREFIX}, got {value!r}"
+        )
+    segments = value.strip().strip("/").split("/")
+    if any(not _PATH_SEGMENT.match(s) or s in (".", "..") for s in segments):
+        raise ConfigurationError(
+            f"{setting} {value!r} is not a plain URL path (letters, digits, '.', '_', '~', '-' "
+            f"between slashes), e.g. {DEFAULT_PATH_PREFIX}"
+        )
+    return "/" + "/".join(segments)
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,7 @@ class Connection:
         for name in ("client_id", "client_secret"):
             if not config.get(name):
                 raise ConfigurationError(f"{name} is required")
-        prefix = "/" + str(config.get("path_prefix") or DEFAULT_PATH_PREFIX).strip("/")
+        prefix = normalize_path_prefix(config.get("path_prefix") or DEFAULT_PATH_PREFIX)
         connection = cls(
             base_url=base_url,
             token_url=token_url,
@@ -96,8 +114,10 @@ class Connection:
                     "(or set allow_insecure_http for a trusted network)"
                 )
 
-    def projection_url(self, projection: str) -> str:
-        return f"{self.base_url}{self.path_prefix}/{projection}.svc"
+    def projection_url(self, projection: str, path_prefix: str | None = None) -> str:
+        """The service root of a projection, under `path_prefix` (a stream's own) or the
+        system's."""
+        return f"{self.base_url}{path_prefix or self.path_prefix}/{projection}.svc"
 
 
 def _loopback(host: str) -> bool:
@@ -139,7 +159,7 @@ class IFSApi:
             policy=policy,
             timeout=connection.request_timeout,
         )
-        self._metadata_cache: dict[str, ProjectionMetadata] = {}
+        self._metadata_cache: dict[tuple[str, str], ProjectionMetadata] = {}
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> requests.Response:
         """GET with a current token; retries transient failures, renews the token once
@@ -162,9 +182,11 @@ class IFSApi:
                 log=logger,
             )
         except RetriesExhaustedError as exc:
-            raise IFSRequestError(str(exc)) from None
+            raise IFSRequestError(str(exc), url=redact_url(full_url)) from None
         if response.status_code != 200:
-            raise IFSRequestError(describe_error(response, full_url), response.status_code)
+            raise IFSRequestError(
+                describe_error(response, full_url), response.status_code, url=redact_url(full_url)
+            )
         return response
 
     def get_json(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -173,32 +195,40 @@ class IFSApi:
             body = _DECODER.decode(response.content)
         except msgspec.DecodeError as exc:
             raise IFSResponseError(
-                f"IFS answered GET {redact_url(response.url or url)} with malformed JSON ({exc})"
+                f"IFS answered GET {redact_url(response.url or url)} with malformed JSON ({exc})",
+                url=redact_url(response.url or url),
             ) from None
         if not isinstance(body, dict):
             raise IFSResponseError(
                 f"IFS answered GET {redact_url(response.url or url)} with JSON that is not an "
-                "OData object"
+                "OData object",
+                url=redact_url(response.url or url),
             )
         return body
 
-    def metadata(self, projection: str) -> ProjectionMetadata:
-        """A projection's `$metadata`, fetched once per run."""
-        if projection not in self._metadata_cache:
-            url = f"{self.connection.projection_url(projection)}/$metadata"
+    def metadata_url(self, projection: str, path_prefix: str | None = None) -> str:
+        return f"{self.connection.projection_url(projection, path_prefix)}/$metadata"
+
+    def metadata(self, projection: str, path_prefix: str | None = None) -> ProjectionMetadata:
+        """A projection's `$metadata` (under `path_prefix`, or the system's), fetched once
+        per run: discovery, the sync's drift check and `--test` share one request."""
+        cache_key = (path_prefix or self.connection.path_prefix, projection)
+        if cache_key not in self._metadata_cache:
+            url = self.metadata_url(projection, path_prefix)
             try:
                 response = self.get(url)
             except IFSRequestError as exc:
                 if exc.status == 404:
                     raise ConfigurationError(
-                        f"unknown projection '{projection}': IFS has no $metadata for it ({exc})"
+                        f"unknown projection '{projection}': IFS has no $metadata for it ({exc})",
+                        url=redact_url(url),
                     ) from None
                 raise
             try:
-                self._metadata_cache[projection] = parse_edmx(response.content, projection)
+                self._metadata_cache[cache_key] = parse_edmx(response.content, projection)
             except MetadataError as exc:
-                raise IFSResponseError(str(exc)) from None
-        return self._metadata_cache[projection]
+                raise IFSResponseError(str(exc), url=redact_url(url)) from None
+        return self._metadata_cache[cache_key]
 
 
 def describe_error(response: requests.Response, url: str) -> str:

@@ -5,6 +5,15 @@ bookmark (or start_date) minus the lookback, in (replication field, keys)
 order through key-set paging (paging.py), and adds `_ifs_etag` and
 `_ifs_objversion` to every row. The SDK side of paging (bookmark and STATE per
 page, the record fast path) is `sdk_adapter.PagedStream`.
+
+At the start of its sync a stream checks the catalog it was given against the
+system's `$metadata` (read once per projection and run): properties IFS has and
+the catalog lacks, and catalog properties IFS no longer has (emitted as null,
+never `$select`ed), get one WARNING each per stream. Rows without a value for
+the replication field are emitted, leave the bookmark alone and are counted in
+one WARNING per stream; on a run without a lower bound they are read in a pass
+of their own, so where a server sorts nulls does not matter. Everything here is
+per page or per stream: the per-record loop is `_records`.
 """
 
 from __future__ import annotations
@@ -28,6 +37,23 @@ if t.TYPE_CHECKING:
 Record = dict[str, t.Any]
 
 
+REFRESH_HINT = (
+    "Meltano caches catalogs: run `meltano run --refresh-catalog tap-ifscloud target-looker` "
+    "(or discover again) to pick up the system's current properties"
+)
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """What one entity set's rows need to become records, worked out once per read."""
+
+    read: EntityRead
+    select: tuple[str, ...]  # entity fields requested
+    expected: frozenset[str]  # keys a row may carry: the select and the etag annotation
+    drop: tuple[str, ...]  # columns a record must not carry (not selected)
+    fill: tuple[str, ...]  # selected columns this entity set lacks: emitted as null
+
+
 @dataclass(frozen=True)
 class PageSample:
     """The first page of a stream's first entity set for one company (`--test`)."""
@@ -49,6 +75,8 @@ class IFSStream(PagedStream):
         self.primary_keys = layout.key_properties
         self.replication_key = layout.replication_key
         self._live_layout: StreamLayout | None = None
+        self._rows_without_bookmark = 0
+        self._unknown_reported: set[str] = set()
 
     # -- SDK hooks -------------------------------------------------------------------
 
@@ -80,14 +108,13 @@ class IFSStream(PagedStream):
         since = self._since(context)
         wanted = self.selected_columns()
         for read in self.live_layout().reads:
-            for records in self._pages(read, company, since, wanted):
+            for records, bookmark in self._pages(read, company, since, wanted):
                 yield from records
-                self.end_page(context)  # the SDK has written the page's last record
-        if (
-            not self.batching
-            and self.emit_activate_version_messages
-            and context == (self.partitions or [None])[-1]
-        ):
+                self.end_page(context, bookmark)  # the SDK has written the page's last record
+        last_partition = context == (self.partitions or [None])[-1]
+        if last_partition:
+            self._report_rows_without_bookmark()
+        if not self.batching and self.emit_activate_version_messages and last_partition:
             # Again after the last row, so a target drops rows IFS no longer has.
             self.write_activate_version()
 
@@ -107,22 +134,58 @@ class IFSStream(PagedStream):
 
     @property
     def projection_url(self) -> str:
-        return self.api.connection.projection_url(self.definition.projection)
+        return self.api.connection.projection_url(
+            self.definition.projection, self.definition.path_prefix
+        )
 
     def live_layout(self) -> StreamLayout:
-        """The layout checked against the system's `$metadata` (once per run)."""
+        """The layout from the system's `$metadata` (read once per projection and run),
+        checked against the catalog the first time."""
         if self._live_layout is None:
-            metadata = self.api.metadata(self.definition.projection)
-            self._live_layout = build_layout(self.definition, metadata.entity_sets)
+            metadata = self.api.metadata(self.definition.projection, self.definition.path_prefix)
+            layout = build_layout(self.definition, metadata.entity_sets, self.projection_url)
+            self._report_drift(layout)
+            self._live_layout = layout
         return self._live_layout
+
+    def _report_drift(self, live: StreamLayout) -> None:
+        """One WARNING per kind of difference between the catalog and IFS's `$metadata`."""
+        catalog = self.effective_schema.get("properties") or {}
+        new = [name for name in live.schema["properties"] if name not in catalog]
+        if new:
+            self.logger.warning(
+                "Stream '%s': IFS has %d propert%s the catalog lacks, so they are not read: %s. %s",
+                self.name,
+                len(new),
+                "y" if len(new) == 1 else "ies",
+                ", ".join(new),
+                REFRESH_HINT,
+            )
+        served = set(live.schema["properties"])
+        for read in live.reads:
+            served.update(read.rename.get(name, name) for name in read.entity.properties)
+        gone = [name for name in catalog if name not in served]
+        if gone:
+            left_out = {name for read in live.reads for name in read.entity.left_out}
+            self.logger.warning(
+                "Stream '%s': the catalog has propert%s that IFS's $metadata no longer offers "
+                "as columns%s: %s. They are not requested and are emitted as null. %s",
+                self.name,
+                "y" if len(gone) == 1 else "ies",
+                " (binary, stream or navigation properties are never read)"
+                if left_out & set(gone)
+                else "",
+                ", ".join(gone),
+                REFRESH_HINT,
+            )
 
     def read_first_page(self, company: str) -> PageSample:
         """One page of the first entity set for `company`, from the start; bookmarks and
         STATE are left alone."""
         read = self.live_layout().reads[0]
-        wanted = self.selected_columns()
-        reader = self._reader(read, company, None, wanted, max_pages=1)
-        records = [r for rows in reader.pages() for r in self._records(rows, read, wanted)]
+        plan = _plan(read, self.selected_columns())
+        reader = self._reader(read, plan, company, None, max_pages=1)
+        records = [r for rows in reader.pages() for r in self._records(rows, plan, plan.drop)]
         return PageSample(entity_set=read.entity_set, url=reader.url, records=records)
 
     def _since(self, context: dict | None) -> t.Any:
@@ -144,18 +207,27 @@ class IFSStream(PagedStream):
         )
         return odata.parse_timestamp(start) - lookback
 
-    def base_filter(self, read: EntityRead, company: str | None, since: t.Any) -> str:
+    def base_filter(
+        self, read: EntityRead, company: str | None, since: t.Any, nulls: bool | None = None
+    ) -> str:
         """Company partition, the configured filter, and the replication window.
 
         An `incremental` read also stops at the moment the run started (`le`),
         so rows that keep changing while the tap reads cannot keep it chasing them
         for ever; the next run starts at this run's bookmark and picks them up.
+        `nulls` True reads only the rows without a replication value (no window
+        applies to them), False only the others, None does not ask.
         """
         clauses: list[str | None] = []
         if company is not None:
             clauses.append(odata.eq(self.definition.partition_field, company, odata.STRING))
         clauses.append(self.definition.filter)
         name, kind = self.definition.replication_key, read.replication_kind
+        if nulls and name:
+            clauses.append(f"{odata.identifier(name)} eq null")
+            return odata.and_all(clauses)
+        if nulls is False and name:
+            clauses.append(f"{odata.identifier(name)} ne null")
         if since is not None and name:
             clauses.append(odata.ge(name, _bound(since, kind), kind or odata.TIMESTAMP))
         if name and kind == odata.TIMESTAMP and self.definition.replication_mode == INCREMENTAL:
@@ -172,18 +244,22 @@ class IFSStream(PagedStream):
     def _reader(
         self,
         read: EntityRead,
+        plan: _ReadPlan,
         company: str | None,
         since: t.Any,
-        wanted: set[str],
         *,
         max_pages: int | None = None,
+        nulls: bool | None = None,
     ) -> KeysetReader:
+        order_fields = read.order_fields
+        if nulls and read.replication_kind is not None:
+            order_fields = order_fields[1:]  # the replication field is null throughout
         return KeysetReader(
             self.api.get_json,
             f"{self.projection_url}/{read.entity_set}",
-            base_filter=self.base_filter(read, company, since),
-            order_fields=read.order_fields,
-            select=read.select(wanted),
+            base_filter=self.base_filter(read, company, since, nulls),
+            order_fields=order_fields,
+            select=plan.select,
             page_size=int(self.config.get("page_size") or 5000),
             max_pages=max_pages,
             name=self.name,
@@ -191,18 +267,80 @@ class IFSStream(PagedStream):
 
     def _pages(
         self, read: EntityRead, company: str | None, since: t.Any, wanted: set[str]
-    ) -> t.Iterator[t.Iterator[Record]]:
+    ) -> t.Iterator[tuple[t.Iterator[Record], t.Any]]:
         """The records of one entity set for one company, a page at a time, in
-        (replication field, keys) order."""
-        for rows in self._reader(read, company, since, wanted).pages():
-            self.extracted_at = datetime.now(timezone.utc)
-            yield self._records(rows, read, wanted)
+        (replication field, keys) order, each page with its newest replication value.
 
-    def _records(self, rows: list[dict], read: EntityRead, wanted: set[str]) -> t.Iterator[Record]:
-        """Stream records from OData rows: renamed columns, etag columns, nothing unselected."""
-        rename = read.rename
-        code_part = read.code_part
-        unselected = _unselected_columns(read, wanted)
+        Without a lower bound (a first run) the rows that have no replication value
+        come first, in a read of their own, so they are neither lost nor repeated
+        whether the server sorts nulls first or last.
+        """
+        plan = _plan(read, wanted)
+        key = self.replication_key if read.replication_kind is not None else None
+        passes: tuple[bool | None, ...] = (True, False) if key and since is None else (None,)
+        for nulls in passes:
+            for rows in self._reader(read, plan, company, since, nulls=nulls).pages():
+                self.extracted_at = datetime.now(timezone.utc)
+                bookmark = self._page_bookmark(rows, key) if key and rows else None
+                yield self._records(rows, plan, self._page_drop(rows, plan)), bookmark
+
+    def _page_bookmark(self, rows: list[dict], key: str) -> t.Any:
+        """The page's newest replication value: its last row's. Rows come in ascending
+        order with rows lacking the value together at one end, so the first and last
+        rows show whether any lacks it; only then are the rows counted."""
+        newest = rows[-1].get(key)
+        if newest is not None and rows[0].get(key) is not None:
+            return newest
+        values = [row.get(key) for row in rows]
+        present = [v for v in values if v is not None]
+        self._rows_without_bookmark += len(values) - len(present)
+        return present[-1] if present else None
+
+    def _page_drop(self, rows: list[dict], plan: _ReadPlan) -> tuple[str, ...]:
+        """The plan's columns to drop, plus any property a row brought that was not
+        asked for (looked for in the page's first and last rows); those outside the
+        catalog schema are reported once per stream."""
+        if not rows:
+            return plan.drop
+        extra = (rows[0].keys() | rows[-1].keys()) - plan.expected
+        if not extra:
+            return plan.drop
+        known = self.effective_schema.get("properties") or {}
+        unknown = sorted(n for n in extra if n not in known and not n.startswith("@"))
+        new = [n for n in unknown if n not in self._unknown_reported]
+        if new:
+            self._unknown_reported.update(new)
+            self.logger.warning(
+                "Stream '%s': IFS sent propert%s outside the catalog schema, left out of the "
+                "records: %s. %s",
+                self.name,
+                "y" if len(new) == 1 else "ies",
+                ", ".join(new),
+                REFRESH_HINT,
+            )
+        return plan.drop + tuple(sorted(extra))
+
+    def _report_rows_without_bookmark(self) -> None:
+        count, self._rows_without_bookmark = self._rows_without_bookmark, 0
+        if count:
+            self.logger.warning(
+                "Stream '%s': %d row(s) had no value for the replication key '%s'; they were "
+                "emitted, and the bookmark ignores them (an incremental run with a bookmark "
+                "does not see them again: if their changes matter, use another "
+                "replication_key or replication_mode full_table)",
+                self.name,
+                count,
+                self.replication_key,
+            )
+
+    def _records(
+        self, rows: list[dict], plan: _ReadPlan, drop: tuple[str, ...]
+    ) -> t.Iterator[Record]:
+        """Stream records from OData rows: renamed columns, etag columns, nothing unselected,
+        null for selected columns the entity set lacks."""
+        rename = plan.read.rename
+        code_part = plan.read.code_part
+        fill = plan.fill
         for row in rows:
             etag = row.pop(ETAG_ANNOTATION, None)
             if rename:
@@ -210,9 +348,26 @@ class IFSStream(PagedStream):
                 row[CODE_PART_COLUMN] = code_part
             row[ETAG_COLUMN] = etag
             row[OBJVERSION_COLUMN] = decode_objversion(etag)
-            for column in unselected:
+            for column in drop:
                 row.pop(column, None)
+            for column in fill:
+                row[column] = None
             yield row
+
+
+def _plan(read: EntityRead, wanted: set[str]) -> _ReadPlan:
+    select = tuple(read.select(wanted))
+    produced = {read.rename.get(name, name) for name in select}
+    produced.update((ETAG_COLUMN, OBJVERSION_COLUMN))
+    if read.code_part is not None:
+        produced.add(CODE_PART_COLUMN)
+    return _ReadPlan(
+        read=read,
+        select=select,
+        expected=frozenset((*select, ETAG_ANNOTATION)),
+        drop=_unselected_columns(read, wanted),
+        fill=tuple(sorted(wanted - produced)),
+    )
 
 
 def _unselected_columns(read: EntityRead, wanted: set[str]) -> tuple[str, ...]:

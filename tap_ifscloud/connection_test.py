@@ -1,10 +1,12 @@
 """`tap-ifscloud --test`: can this configuration read every selected stream?
 
 Authenticates, reads the `$metadata` of each selected stream's projection and
-one page of each selected stream (first company). `run_connection_test` returns
-one result per check; `log_result` writes them as the command's report. Any
-failure makes the command exit non-zero, so `meltano config tap-ifscloud test`
-and CI can rely on it; `ifs-looker check` uses the results directly.
+one page of each selected stream (first company). Each stream's check says whether
+its projection and entity set exist and which URL was tried, so a wrong name or
+path prefix shows as such, stream by stream. `run_connection_test` returns one
+result per check; `log_result` writes them as the command's report. Any failure
+makes the command exit non-zero, so `meltano config tap-ifscloud test` and CI can
+rely on it; `ifs-looker check` uses the results directly.
 """
 
 from __future__ import annotations
@@ -62,29 +64,48 @@ def run_connection_test(tap: TapIFSCloud) -> ConnectionTestResult:
         f"token issued to client '{connection.client_id}'",
         url=connection.base_url,
     )
+    tap.collect_stream_errors = True  # a stream that does not check out is reported, not fatal
     try:
         streams = [s for s in tap.streams.values() if s.selected]
     except TapIFSCloudError as exc:
-        return ConnectionTestResult(authentication, (Check(STREAM_CONFIGURATION, False, str(exc)),))
+        return ConnectionTestResult(
+            authentication, (Check(STREAM_CONFIGURATION, False, str(exc), url=exc.url),)
+        )
+    finally:
+        tap.collect_stream_errors = False
     company = tap.companies[0]
+    errors = getattr(tap, "stream_errors", {})
     return ConnectionTestResult(
-        authentication, tuple(_check_stream(stream, company) for stream in streams)
+        authentication,
+        tuple(_check_stream(stream, company, errors.get(stream.name)) for stream in streams),
     )
 
 
-def _check_stream(stream: IFSStream, company: str) -> Check:
+def _check_stream(stream: IFSStream, company: str, error: TapIFSCloudError | None) -> Check:
     name = f"stream {stream.name}"
+    if error is not None:
+        return Check(name, False, _with_url(str(error), error.url), url=error.url)
+    definition = stream.definition
+    metadata_url = stream.api.metadata_url(definition.projection, definition.path_prefix)
     try:
         page = stream.read_first_page(company)
     except TapIFSCloudError as exc:
-        return Check(name, False, str(exc))
+        return Check(name, False, _with_url(str(exc), exc.url), url=exc.url)
     return Check(
         name,
         True,
-        f"$metadata of {stream.definition.projection} read, first page of {page.entity_set} "
-        f"for {company}: {len(page.records)} row(s)",
+        f"$metadata of {definition.projection} read ({metadata_url}), entity set "
+        f"{page.entity_set} exists; first page for {company}: {len(page.records)} row(s) "
+        f"from {page.url}",
         url=page.url,
     )
+
+
+def _with_url(detail: str, url: str | None) -> str:
+    """The error, naming the URL tried unless it already does."""
+    if not url or url in detail:
+        return detail
+    return f"{detail} (URL tried: {url})"
 
 
 def log_result(result: ConnectionTestResult) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class TapIFSCloudError(Exception):
-    """Base for errors that end a run with a clear message and a non-zero exit."""
+    """Base for errors that end a run with a clear message and a non-zero exit.
+
+    `url` is the IFS address the error is about (redacted), when there is one, so a
+    report such as `--test` can name the URL it tried.
+    """
+
+    def __init__(self, message: str = "", *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class ConfigurationError(TapIFSCloudError):
@@ -18,10 +26,14 @@ class AuthenticationError(TapIFSCloudError):
 class IFSRequestError(TapIFSCloudError):
     """IFS answered a request with an error the tap cannot retry (400, 403, 404, ...)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status: int | None = None, *, url: str | None = None) -> None:
+        super().__init__(message, url=url)
         self.status = status
 
 
 class IFSResponseError(TapIFSCloudError):
     """IFS answered 200 with a body that is not the OData JSON the tap expects."""
+
+
+class MetadataUnavailableError(TapIFSCloudError):
+    """A projection's `$metadata` could not be read, so its streams' schemas are unknown."""

@@ -51,6 +51,16 @@ class StreamLayout:
     replication_key: str | None
     reads: tuple[EntityRead, ...]
 
+    @property
+    def left_out(self) -> dict[str, str]:
+        """Properties of the entity types no record carries (binary, stream and navigation
+        properties): name -> Edm type or "navigation property"."""
+        result: dict[str, str] = {}
+        for read in self.reads:
+            for name, edm in read.entity.left_out.items():
+                result.setdefault(name, edm)
+        return result
+
 
 def _where(definition: StreamDefinition, entity_set: str) -> str:
     return f"stream '{definition.name}' ({definition.projection}.svc/{entity_set})"
@@ -65,24 +75,40 @@ def _missing(definition: StreamDefinition, entity: EntityMetadata, setting: str,
     )
 
 
-def _entity(definition: StreamDefinition, entities: Mapping[str, EntityMetadata], name: str):
+def _entity(
+    definition: StreamDefinition,
+    entities: Mapping[str, EntityMetadata],
+    name: str,
+    service_url: str | None,
+) -> EntityMetadata:
     entity = entities.get(name)
     if entity is None:
+        url = f"{service_url}/{name}" if service_url else None
         raise ConfigurationError(
             f"{_where(definition, name)}: unknown entity set '{name}' in projection "
-            f"{definition.projection}; it has: {', '.join(sorted(entities)) or 'none'}"
+            f"{definition.projection}{f' (tried {url})' if url else ''}; it has: "
+            f"{', '.join(sorted(entities)) or 'none'}",
+            url=url,
         )
     return entity
 
 
 def build_layout(
-    definition: StreamDefinition, entities: Mapping[str, EntityMetadata]
+    definition: StreamDefinition,
+    entities: Mapping[str, EntityMetadata],
+    service_url: str | None = None,
 ) -> StreamLayout:
-    """The stream's layout, or a ConfigurationError naming what the entity lacks."""
+    """The stream's layout, or a ConfigurationError naming what the entity lacks
+    (`service_url`, the projection's, makes the error name the URL tried)."""
     reads = []
     for code_part, set_name in definition.entity_sets():
-        entity = _entity(definition, entities, set_name)
-        reads.append(_entity_read(definition, entity, code_part))
+        entity = _entity(definition, entities, set_name, service_url)
+        try:
+            reads.append(_entity_read(definition, entity, code_part))
+        except ConfigurationError as exc:
+            if service_url and exc.url is None:
+                exc.url = f"{service_url}/{set_name}"
+            raise
     schema = _schema(definition, reads)
     keys = list(definition.key_properties or _stream_keys(reads[0]))
     return StreamLayout(
@@ -90,6 +116,34 @@ def build_layout(
         key_properties=keys,
         replication_key=definition.replication_key if definition.is_incremental else None,
         reads=tuple(reads),
+    )
+
+
+def placeholder_layout(definition: StreamDefinition) -> StreamLayout:
+    """A layout for a stream whose `$metadata` did not check out, so the connection test
+    can still report it: the configured keys, no reads."""
+    keys = list(definition.key_properties or ())
+    properties: dict[str, Any] = {k: {"type": ["string", "null"]} for k in keys}
+    return StreamLayout(
+        schema={"type": "object", "properties": properties},
+        key_properties=keys,
+        replication_key=None,
+        reads=(),
+    )
+
+
+def catalog_layout(
+    definition: StreamDefinition, schema: dict[str, Any], keys: list[str] | None
+) -> StreamLayout:
+    """The layout of a stream the input catalog deselects: its catalog schema, no reads
+    (the stream is not synced, so its `$metadata` is not needed)."""
+    rk = definition.replication_key if definition.is_incremental else None
+    properties = schema.get("properties") or {}
+    return StreamLayout(
+        schema=schema,
+        key_properties=[k for k in keys or definition.key_properties or () if k in properties],
+        replication_key=rk if rk in properties else None,
+        reads=(),
     )
 
 

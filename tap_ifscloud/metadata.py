@@ -4,6 +4,15 @@ A projection's EDMX lists enum types, entity types (keys and typed properties)
 and an entity container mapping entity sets to entity types. The tap needs,
 per entity set: the keys, a JSON Schema per property, and the Edm type of each
 property (to write literals and to tell a user which date fields exist).
+
+Every structural property a record can carry becomes a schema property, custom
+fields (`Cf_*`) included: strings (with `maxLength`), `Edm.Decimal` and the float
+types as `number` (the tap keeps decimals exact), the `Edm.Int*` family as
+`integer`, `Edm.Boolean`, `Edm.Date` / `Edm.DateTimeOffset` / `Edm.TimeOfDay` as
+strings with `format` date / date-time / time, and enum-typed properties as
+strings with their members. What a flat record cannot carry (`Edm.Binary`,
+`Edm.Stream`, complex and collection types) and navigation properties are left
+out and listed in `EntityMetadata.left_out`, so the tap can say so.
 """
 
 from __future__ import annotations
@@ -17,11 +26,15 @@ from typing import Any
 _DATE_TYPES = ("Edm.Date", "Edm.DateTimeOffset")
 _INTEGER_TYPES = ("Edm.Byte", "Edm.SByte", "Edm.Int16", "Edm.Int32", "Edm.Int64")
 _FLOAT_TYPES = ("Edm.Double", "Edm.Single")
+_PLAIN_STRING_TYPES = ("Edm.String", "Edm.Guid", "Edm.Duration")
 _STRING_FORMATS = {
     "Edm.Date": "date",
     "Edm.DateTimeOffset": "date-time",
     "Edm.TimeOfDay": "time",
 }
+
+
+NAVIGATION = "navigation property"
 
 
 class MetadataError(ValueError):
@@ -37,6 +50,8 @@ class EntityMetadata:
     keys: tuple[str, ...]
     properties: dict[str, dict[str, Any]]
     edm_types: dict[str, str]
+    # properties no record carries: name -> Edm type (or NAVIGATION); not bundled
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def date_fields(self) -> list[str]:
@@ -112,12 +127,15 @@ def parse_edmx(text: str | bytes, projection: str) -> ProjectionMetadata:
     entity_types: dict[str, ET.Element] = {}
     container_sets: list[tuple[str, str]] = []
     for schema in schemas:
-        namespace = schema.get("Namespace", "")
+        # a type may be named by the schema's namespace or by its alias
+        prefixes = [p for p in (schema.get("Namespace"), schema.get("Alias")) if p]
         for enum in _children(schema, "EnumType"):
             members = [m.get("Name", "") for m in _children(enum, "Member")]
-            enums[f"{namespace}.{enum.get('Name')}"] = members
+            for prefix in prefixes:
+                enums[f"{prefix}.{enum.get('Name')}"] = members
         for entity in _children(schema, "EntityType"):
-            entity_types[f"{namespace}.{entity.get('Name')}"] = entity
+            for prefix in prefixes:
+                entity_types[f"{prefix}.{entity.get('Name')}"] = entity
         for container in _children(schema, "EntityContainer"):
             for entity_set in _children(container, "EntitySet"):
                 container_sets.append(
@@ -143,6 +161,7 @@ def _entity(
     )
     properties: dict[str, dict[str, Any]] = {}
     edm_types: dict[str, str] = {}
+    left_out: dict[str, str] = {}
     for prop in _children(entity, "Property"):
         name = prop.get("Name", "")
         edm = prop.get("Type", "Edm.String")
@@ -153,15 +172,19 @@ def _entity(
             enum_members=enums.get(edm),
         )
         if schema is None:
+            left_out[name] = edm
             continue
         properties[name] = schema
         edm_types[name] = edm
+    for navigation in _children(entity, "NavigationProperty"):
+        left_out[navigation.get("Name", "")] = NAVIGATION
     return EntityMetadata(
         entity_set=set_name,
         entity_type=type_name.rsplit(".", 1)[-1],
         keys=keys,
         properties=properties,
         edm_types=edm_types,
+        left_out=left_out,
     )
 
 
@@ -176,7 +199,7 @@ def property_schema(
     schema: dict[str, Any]
     if enum_members is not None:
         schema = {"type": "string", "enum": list(enum_members)}
-    elif edm == "Edm.String" or edm == "Edm.Guid":
+    elif edm in _PLAIN_STRING_TYPES:
         schema = {"type": "string"}
         if max_length and str(max_length).isdigit():
             schema["maxLength"] = int(max_length)
@@ -189,7 +212,7 @@ def property_schema(
     elif edm == "Edm.Boolean":
         schema = {"type": "boolean"}
     else:
-        return None  # collections, complex types, streams, binary
+        return None  # binary, streams, complex and collection types
     if nullable:
         schema["type"] = [schema["type"], "null"]
         if "enum" in schema:

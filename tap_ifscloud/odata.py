@@ -149,6 +149,50 @@ def and_all(clauses: Iterable[str | None]) -> str:
     return " and ".join(f"({c})" for c in parts)
 
 
+def check_filter(text: str) -> None:
+    """Refuse a user's `$filter` text that could escape the parentheses it is put in.
+
+    `and_all` puts every clause in parentheses, so a filter is confined to its own
+    group only if its parentheses balance outside string literals (`'...'`, with
+    `''` for a quote inside one) and every literal is closed:
+    `Company eq 'US01') or (Company ne 'US01'` would otherwise turn
+    `(company) and (filter) and (date bound)` into an `or` that reads every company
+    without the bound. Raises ODataValueError saying what is wrong and where.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ODataValueError("must be a non-empty OData $filter expression")
+    depth = 0
+    quote_at: int | None = None
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quote_at is not None:
+            if char == "'":
+                if text[i + 1 : i + 2] == "'":  # '' is a quote inside the literal
+                    i += 1
+                else:
+                    quote_at = None
+        elif char == "'":
+            quote_at = i
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise ODataValueError(
+                    f"has a ')' without its '(' at character {i + 1}: the filter would "
+                    "close the parentheses it is put in"
+                )
+        i += 1
+    if quote_at is not None:
+        raise ODataValueError(
+            f"has a string literal opened at character {quote_at + 1} that is never closed "
+            "(write a quote inside a literal as '')"
+        )
+    if depth:
+        raise ODataValueError(f"has {depth} '(' without a matching ')'")
+
+
 def order_by(fields: Sequence[str]) -> str:
     return ",".join(f"{identifier(f)} asc" for f in fields)
 

@@ -12,6 +12,13 @@ requests, so every linked page is checked: a one-row key-set probe after the
 last row read must return the linked page's first row. If it does not, the
 linked page is dropped and reading continues by key-set from the last row.
 
+A row that lacks one of the ordering values (null, or left out of the JSON) gives
+no position to continue after. If a page ends with such rows, the next page is
+asked for from the page's last complete row (or the previous position) with
+`$skip` over the rows read after it: paging still makes progress and skips
+nothing, with `$skip`'s weaker guarantee only for those pages. Key-set paging
+resumes at the next page that ends with a complete row.
+
 The next request is sent as soon as the current page is decoded, so IFS
 prepares page N+1 while page N's rows are written out.
 """
@@ -42,6 +49,15 @@ class _Fetched:
     probe: tuple | None = None  # first row after the position, for linked pages
 
 
+@dataclass(frozen=True)
+class _Position:
+    """Where the next page starts: after `after` (the last complete ordering key read,
+    None at the start), then `skip` rows further (rows without a complete key)."""
+
+    after: tuple | None = None
+    skip: int = 0
+
+
 class KeysetReader:
     """Pages of rows of one entity set for one filter."""
 
@@ -69,19 +85,22 @@ class KeysetReader:
         self.page_size = page_size
         self.max_pages = max_pages
         self._name = name
+        self._skip_logged = False
 
     # requests (run on the prefetch thread) -----------------------------------------------
 
-    def _query(self, position: tuple | None, top: int) -> dict[str, t.Any]:
-        keyset = odata.after(self._order_fields, position) if position else None
+    def _query(self, position: _Position, top: int) -> dict[str, t.Any]:
+        keyset = odata.after(self._order_fields, position.after) if position.after else None
         query = {"$filter": odata.and_all([self._base, keyset]) or None, **self._params}
         query["$top"] = str(top)
+        if position.skip:
+            query["$skip"] = str(position.skip)
         return self._get_json(self.url, query)
 
-    def _keyset_page(self, position: tuple | None) -> _Fetched:
+    def _keyset_page(self, position: _Position) -> _Fetched:
         return _Fetched(self._query(position, self.page_size), via_link=False)
 
-    def _linked_page(self, link: str, position: tuple | None) -> _Fetched:
+    def _linked_page(self, link: str, position: _Position) -> _Fetched:
         body = self._get_json(link)
         probe_rows = self._query(position, 1).get("value") or []
         probe = self._order_key(probe_rows[0]) if probe_rows else None
@@ -92,12 +111,40 @@ class KeysetReader:
     def _order_key(self, row: dict[str, t.Any]) -> tuple:
         return tuple(row.get(n) for n in self._order_names)
 
+    def _advance(self, position: _Position, rows: list[dict[str, t.Any]]) -> _Position:
+        """The position after `rows`: their last row's ordering key when it is complete
+        (the usual case, one look at one row); otherwise the last complete row's, plus
+        `$skip` over the rows after it."""
+        if not rows:
+            return position
+        last = self._order_key(rows[-1])
+        if None not in last:
+            return _Position(last)
+        for index in range(len(rows) - 2, -1, -1):
+            key = self._order_key(rows[index])
+            if None not in key:
+                position = _Position(key, len(rows) - 1 - index)
+                break
+        else:
+            position = _Position(position.after, position.skip + len(rows))
+        if not self._skip_logged:
+            self._skip_logged = True
+            logger.info(
+                "%s: a page ended with a row that lacks one of the ordering fields %s; "
+                "continuing with $skip=%d after the last complete row until a page ends with "
+                "a complete row",
+                redact_url(self.url),
+                ", ".join(self._order_names),
+                position.skip,
+            )
+        return position
+
     def pages(self) -> Iterator[list[dict[str, t.Any]]]:
         """Lists of rows in order; each row exactly once while the data changes."""
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self._name}-page")
         try:
-            pending: Future[_Fetched] | None = pool.submit(self._keyset_page, None)
-            position: tuple | None = None
+            position = _Position()
+            pending: Future[_Fetched] | None = pool.submit(self._keyset_page, position)
             rows_in_chunk = 0
             pages = 0
             while pending is not None:
@@ -112,8 +159,7 @@ class KeysetReader:
                         rows_in_chunk = 0
                         continue
                 rows_in_chunk += served
-                if rows:
-                    position = self._order_key(rows[-1])
+                position = self._advance(position, rows)
                 pending = None
                 if self.max_pages is None or pages < self.max_pages:
                     link = self._next_link(fetched.body)
@@ -127,11 +173,11 @@ class KeysetReader:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _continuation(
-        self, rows: list[dict], position: tuple | None, probe: tuple | None
+        self, rows: list[dict], position: _Position, probe: tuple | None
     ) -> list[dict] | None:
         """A linked page's rows after `position`, or None when it skipped a row."""
-        if position is not None:
-            floor = _sort_key(position)
+        if position.after is not None and not position.skip:
+            floor = _sort_key(position.after)
             rows = [r for r in rows if _sort_key(self._order_key(r)) > floor]
         first = self._order_key(rows[0]) if rows else None
         if first == probe:

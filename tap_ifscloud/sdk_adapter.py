@@ -4,7 +4,8 @@ IFS rows are read in pages (key-set paging, paging.py); they arrive typed, hold 
 the selected columns and come in ascending bookmark order. singer-sdk 0.54 offers no
 public hook for three things this makes possible, so `PagedStream` does them here:
 
-- the bookmark moves once per page instead of once per record, and STATE follows
+- the bookmark moves once per page instead of once per record, to the page's newest
+  replication value (rows without one are ignored, never a crash), and STATE follows
   every page, so a target that commits batches resumes a killed run from the last
   page (`_increment_stream_state`, `_write_state_message`);
 - RECORD messages skip the SDK's per-record work (pruning deselected properties,
@@ -45,14 +46,14 @@ class PagedStream(Stream):
 
     Contract for subclasses: records are already of their final JSON types and hold
     only the selected columns (see `selected_columns`); within a partition they come in
-    ascending replication-key order.
+    ascending replication-key order; `end_page` is given each page's newest
+    replication-key value (None when no row of the page has one).
     """
 
     def __init__(self, tap: Tap, *, name: str, schema: dict[str, t.Any]) -> None:
         super().__init__(tap=tap, schema=schema, name=name)
         self.plugin = tap
         self.extracted_at = datetime.now(timezone.utc)  # `time_extracted` of the current page
-        self._page_last_record: dict[str, t.Any] | None = None
 
     # -- what subclasses use -----------------------------------------------------------
 
@@ -72,12 +73,12 @@ class PagedStream(Stream):
         """The version of this sync's ACTIVATE_VERSION (full-table streams), else None."""
         return self._stream_version
 
-    def end_page(self, context: dict | None) -> None:
-        """Call once the SDK has taken a page's last record: the bookmark moves to that
-        record and (unless batching) STATE is written."""
-        record, self._page_last_record = self._page_last_record, None
-        if record is not None:
-            super()._increment_stream_state(record, context=context)
+    def end_page(self, context: dict | None, bookmark: t.Any = None) -> None:
+        """Call once the SDK has taken a page's last record: the bookmark moves to
+        `bookmark` (the page's newest replication-key value; None leaves it) and (unless
+        batching) STATE is written."""
+        if bookmark is not None and self.replication_key:
+            super()._increment_stream_state({self.replication_key: bookmark}, context=context)
         if not self.batching:
             self._write_state_message()
 
@@ -98,14 +99,14 @@ class PagedStream(Stream):
     def _increment_stream_state(
         self, latest_record: dict[str, t.Any], *, context: dict | None = None
     ) -> None:
-        """Per record the SDK only hands over the record; `end_page` moves the bookmark.
+        """Nothing per record: `end_page` moves the bookmark once per page.
 
-        Records arrive in ascending replication order, so a page's last record carries
-        the page's newest value: the bookmarks at page ends, where STATE is written, are
-        the same as the SDK's, without its per-record work. A STATE the SDK writes
-        mid-page carries the previous page's bookmark, which only re-reads a little more.
+        Records arrive in ascending replication order, so a page's newest value is its
+        last row's that has one: the bookmarks at page ends, where STATE is written, are
+        the same as the SDK's, without its per-record work (and a row that lacks the
+        field cannot crash it). A STATE the SDK writes mid-page carries the previous
+        page's bookmark, which only re-reads a little more.
         """
-        self._page_last_record = latest_record
 
     def _generate_record_messages(
         self, record: dict[str, t.Any]

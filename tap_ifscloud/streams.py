@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tap_ifscloud import odata
+from tap_ifscloud.api import normalize_path_prefix
 from tap_ifscloud.errors import ConfigurationError
 
 INCREMENTAL = "incremental"
@@ -27,6 +29,8 @@ OVERRIDABLE = (
     "replication_mode",
     "filter",
     "select",
+    "path_prefix",
+    "enabled",
 )
 
 
@@ -34,7 +38,10 @@ OVERRIDABLE = (
 class StreamDefinition:
     """One Singer stream read from one IFS entity set (or a family of them).
 
-    `key_properties` None means: take the keys from the entity's `$metadata`.
+    `key_properties` None means: take the keys from the entity's `$metadata`;
+    `path_prefix` None: the system's (`path_prefix` setting). `filter` is checked
+    to stay within its own parentheses. `enabled` False leaves the stream out (a
+    built-in stream the system has no projection for).
     A stream with `code_parts` reads one entity set per code part (the
     `{code_part}` placeholder in `entity_set` and `code_field`) into one
     stream, with the code part in a `code_part` column and the code in `code`.
@@ -51,6 +58,8 @@ class StreamDefinition:
     partition_field: str = "Company"
     code_parts: tuple[str, ...] = ()
     code_field: str | None = None
+    path_prefix: str | None = None
+    enabled: bool = True
 
     def entity_sets(self) -> list[tuple[str | None, str]]:
         """(code part or None, entity set name) pairs this stream reads."""
@@ -158,6 +167,22 @@ def _validated(definition: StreamDefinition) -> StreamDefinition:
         value = getattr(definition, setting)
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"{where}: {setting} must be a non-empty string")
+    if not isinstance(definition.enabled, bool):
+        raise ConfigurationError(f"{where}: enabled must be true or false")
+    if definition.filter is not None:
+        try:
+            odata.check_filter(definition.filter)
+        except odata.ODataValueError as exc:
+            raise ConfigurationError(
+                f"{where}: filter {definition.filter!r} {exc}. A filter must stand on its own "
+                "(balanced parentheses, string literals in single quotes with '' for a quote); "
+                "the tap combines it with the company and date bounds as (...) and (...)"
+            ) from None
+    if definition.path_prefix is not None:
+        definition = replace(
+            definition,
+            path_prefix=normalize_path_prefix(definition.path_prefix, f"{where}: path_prefix"),
+        )
     return definition
 
 
@@ -207,7 +232,8 @@ def custom_stream(entry: Mapping[str, Any]) -> StreamDefinition:
 
 
 def stream_definitions(config: Mapping[str, Any]) -> list[StreamDefinition]:
-    """The built-in streams with their overrides applied, then the custom streams."""
+    """The built-in streams with their overrides applied, then the custom streams; those
+    with `enabled: false` left out."""
     overrides = config.get("stream_overrides") or {}
     if not isinstance(overrides, Mapping):
         raise ConfigurationError("stream_overrides must be an object keyed by stream name")
@@ -226,4 +252,4 @@ def stream_definitions(config: Mapping[str, Any]) -> list[StreamDefinition]:
         if definition.name in {d.name for d in result}:
             raise ConfigurationError(f"custom_streams: stream name '{definition.name}' is taken")
         result.append(definition)
-    return result
+    return [d for d in result if d.enabled]

@@ -13,14 +13,15 @@ from importlib import resources
 import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
+from singer_sdk.mapper import PluginMapper
 
 from ifs_looker_core import encrypted_settings
 from tap_ifscloud import connection_test, odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
 from tap_ifscloud.client import IFSStream
-from tap_ifscloud.errors import ConfigurationError, TapIFSCloudError
-from tap_ifscloud.layout import StreamLayout, build_layout
-from tap_ifscloud.metadata import ProjectionMetadata
+from tap_ifscloud.errors import ConfigurationError, MetadataUnavailableError, TapIFSCloudError
+from tap_ifscloud.layout import StreamLayout, build_layout, catalog_layout, placeholder_layout
+from tap_ifscloud.metadata import NAVIGATION, ProjectionMetadata
 from tap_ifscloud.output import FastSingerWriter
 from tap_ifscloud.streams import REPLICATION_MODES, StreamDefinition, stream_definitions
 
@@ -39,6 +40,18 @@ _STREAM_FIELDS = th.PropertiesList(
         "filter", th.StringType, description="Extra OData $filter, e.g. Objstate eq 'Posted'"
     ),
     th.Property("select", th.ArrayType(th.StringType), description="Fields to read ($select)"),
+    th.Property(
+        "path_prefix",
+        th.StringType,
+        description="This stream's OData path prefix, e.g. /int/ifsapplications/projection/v1 "
+        "(default: the path_prefix setting)",
+    ),
+    th.Property(
+        "enabled",
+        th.BooleanType,
+        description="false leaves the stream out (default true), e.g. a built-in stream whose "
+        "projection the system does not have",
+    ),
 )
 
 
@@ -102,7 +115,7 @@ class TapIFSCloud(Tap):
             "stream_overrides",
             th.ObjectType(additional_properties=_STREAM_FIELDS),
             description="Per built-in stream: projection, entity_set, key_properties, "
-            "replication_key, replication_mode, filter, select",
+            "replication_key, replication_mode, filter, select, path_prefix, enabled",
         ),
         th.Property(
             "custom_streams",
@@ -120,6 +133,14 @@ class TapIFSCloud(Tap):
             th.BooleanType,
             default=False,
             description="Allow plain http to non-loopback hosts",
+        ),
+        th.Property(
+            "offline_discovery",
+            th.BooleanType,
+            default=False,
+            description="Discover from the bundled schemas instead of the system's $metadata "
+            "(they may lack this system's properties and custom fields; for tools and tests "
+            "that cannot reach IFS)",
         ),
     ).to_dict()
 
@@ -147,6 +168,30 @@ class TapIFSCloud(Tap):
     def definitions(self) -> list[StreamDefinition]:
         return stream_definitions(self.config)
 
+    # streams whose discovery failed, while `collect_stream_errors` is on (`--test`)
+    collect_stream_errors = False
+    stream_errors: dict[str, TapIFSCloudError]
+    offline_discovery_logged = False
+
+    mapper_pending = False
+
+    def setup_mapper(self) -> None:
+        """Deferred to the mapper's first use: the stream maps are built from the catalog,
+        so from discovery, which reads IFS's `$metadata`. Constructing the tap reads
+        nothing from IFS, so the connection test can report each stream on its own."""
+        self.mapper_pending = True
+
+    @property
+    def mapper(self) -> PluginMapper:
+        if self.mapper_pending:
+            self.mapper_pending = False
+            super().setup_mapper()
+        return super().mapper
+
+    @mapper.setter
+    def mapper(self, mapper: PluginMapper) -> None:
+        Tap.mapper.fset(self, mapper)
+
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
         """The SDK's built-in settings, less `faker_config`: Faker is not installed with
@@ -155,9 +200,28 @@ class TapIFSCloud(Tap):
         config_jsonschema["properties"].pop("faker_config", None)
 
     def discover_streams(self) -> list[IFSStream]:
+        """One stream per definition, its schema from the system's live `$metadata`
+        (or, with `offline_discovery`, from the bundled copies).
+
+        With `collect_stream_errors` on (the connection test), a stream whose projection,
+        entity set or fields do not check out is kept with a placeholder schema and its
+        error in `stream_errors`, so every stream can be reported; otherwise the first
+        such error ends discovery.
+        """
         self._check_start_date()
         self._check_batch_config()
-        return [IFSStream(self, d, self._layout(d)) for d in self.definitions]
+        self.stream_errors = {}
+        streams = []
+        for definition in self.definitions:
+            try:
+                layout = self._layout(definition)
+            except TapIFSCloudError as exc:
+                if not self.collect_stream_errors:
+                    raise
+                self.stream_errors[definition.name] = exc
+                layout = placeholder_layout(definition)
+            streams.append(IFSStream(self, definition, layout))
+        return streams
 
     def _check_start_date(self) -> None:
         start_date = self.config.get("start_date")
@@ -179,18 +243,76 @@ class TapIFSCloud(Tap):
             )
 
     def _layout(self, definition: StreamDefinition) -> StreamLayout:
-        """From the bundled `$metadata` where it fits the definition, else from the system."""
+        """The stream's layout from the system's `$metadata`; never silently from the
+        bundled copies, which only `offline_discovery` uses. A stream the input catalog
+        deselects is not read, so its layout is the catalog's and IFS is not asked."""
+        deselected = self._deselected_layout(definition)
+        if deselected is not None:
+            return deselected
+        if self.config.get("offline_discovery"):
+            return self._offline_layout(definition)
+        metadata = self._live_metadata(definition)
+        service_url = self.api.connection.projection_url(
+            definition.projection, definition.path_prefix
+        )
+        layout = build_layout(definition, metadata.entity_sets, service_url)
+        _log_left_out(self.logger, definition.name, layout.left_out)
+        return layout
+
+    def _deselected_layout(self, definition: StreamDefinition) -> StreamLayout | None:
+        catalog = self.input_catalog
+        entry = catalog.get_stream(definition.name) if catalog is not None else None
+        if entry is None or entry.metadata.resolve_selection().get((), True):
+            return None
+        return catalog_layout(definition, entry.schema.to_dict(), entry.key_properties)
+
+    def _live_metadata(self, definition: StreamDefinition) -> ProjectionMetadata:
+        where = f"stream '{definition.name}'"
+        try:
+            api = self.api
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{where}: discovery reads the schema from the IFS system's $metadata, and {exc}. "
+                "Set base_url, realm (or token_url), client_id and client_secret; or set "
+                "offline_discovery to true for the bundled schemas, which may lack this "
+                "system's properties"
+            ) from None
+        url = api.metadata_url(definition.projection, definition.path_prefix)
+        try:
+            return api.metadata(definition.projection, definition.path_prefix)
+        except TapIFSCloudError as exc:
+            tried = exc.url or url
+            detail = str(exc) if tried in str(exc) else f"{exc} (URL tried: {tried})"
+            raise MetadataUnavailableError(
+                f"{where}: cannot read the $metadata of projection {definition.projection}, so "
+                f"its schema is unknown: {detail}. Discovery does not fall back to the bundled "
+                "schemas (set offline_discovery to true to use them, knowing they may lack this "
+                "system's properties)",
+                url=tried,
+            ) from None
+
+    def _offline_layout(self, definition: StreamDefinition) -> StreamLayout:
+        if not self.offline_discovery_logged:
+            self.offline_discovery_logged = True
+            self.logger.warning(
+                "offline_discovery is on: the stream schemas are the bundled ones (made from "
+                "the IFS sandbox), not this system's $metadata; they may lack its properties, "
+                "custom fields (Cf_*) included. Turn it off to discover from IFS"
+            )
         bundled = bundled_metadata(definition.projection)
-        if bundled is not None:
-            try:
-                return build_layout(definition, bundled.entity_sets)
-            except ConfigurationError:
-                self.logger.info(
-                    "Stream '%s' does not match the bundled $metadata of %s: reading it live",
-                    definition.name,
-                    definition.projection,
-                )
-        return build_layout(definition, self.api.metadata(definition.projection).entity_sets)
+        if bundled is None:
+            raise ConfigurationError(
+                f"stream '{definition.name}': offline_discovery has no bundled $metadata for "
+                f"projection {definition.projection} (bundled: {', '.join(bundled_projections())})"
+                "; turn offline_discovery off so discovery reads it from IFS"
+            )
+        try:
+            return build_layout(definition, bundled.entity_sets)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"{exc} (offline_discovery: checked against the bundled $metadata, which may "
+                "lack this system's properties)"
+            ) from None
 
     # -- CLI -------------------------------------------------------------------------
 
@@ -239,7 +361,26 @@ def _clear_errors() -> t.Iterator[None]:
         sys.exit(1)
 
 
+def _log_left_out(logger: logging.Logger, stream: str, left_out: dict[str, str]) -> None:
+    """One INFO line per stream naming the properties no record carries."""
+    if not left_out:
+        return
+    fields = [name if edm == NAVIGATION else f"{name} ({edm})" for name, edm in left_out.items()]
+    kinds = sorted({"navigation" if edm == NAVIGATION else edm for edm in left_out.values()})
+    logger.info(
+        "Stream '%s': left out of the schema, as a record cannot carry them (%s): %s",
+        stream,
+        ", ".join(kinds),
+        ", ".join(fields),
+    )
+
+
 _BUNDLED: dict[str, ProjectionMetadata | None] = {}
+
+
+def bundled_projections() -> list[str]:
+    folder = resources.files("tap_ifscloud").joinpath("schemas")
+    return sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
 
 
 def bundled_metadata(projection: str) -> ProjectionMetadata | None:

@@ -8,14 +8,17 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import requests
 
 from ifs_looker_sandboxes.ifs_cloud import IfsCloudSandbox
 from tap_ifscloud.streams import BUILTIN_STREAMS
@@ -24,6 +27,7 @@ from tests.sandboxes import running_ifs_cloud
 
 COMPANIES = ("US01", "DE01", "SE01")
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
 def running_sandbox(**changes: Any) -> contextlib.AbstractContextManager[IfsCloudSandbox]:
@@ -129,3 +133,54 @@ def shared_sandbox() -> Iterator[IfsCloudSandbox]:
     """A well-behaved sandbox that read-only tests share."""
     with running_sandbox(companies=COMPANIES) as sandbox:
         yield sandbox
+
+
+RowsTransform = Callable[[str, list[dict]], list[dict]]
+
+
+@contextlib.contextmanager
+def relay(sandbox: IfsCloudSandbox, transform: RowsTransform) -> Iterator[str]:
+    """An IFS in front of `sandbox` whose entity-set pages are reshaped by
+    `transform(path, rows)` (exact decimals kept); tokens and `$metadata` pass through.
+    Yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, response: requests.Response, body: bytes) -> None:
+            self.send_response(response.status_code)
+            self.send_header("Content-Type", response.headers.get("Content-Type", "text/plain"))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            response = requests.post(
+                sandbox.base_url + self.path,
+                data=self.rfile.read(length),
+                headers={"Content-Type": self.headers["Content-Type"]},
+                timeout=30,
+            )
+            self._send(response, response.content)
+
+        def do_GET(self) -> None:
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            response = requests.get(sandbox.base_url + self.path, headers=headers, timeout=30)
+            body = response.content
+            if response.status_code == 200 and "$metadata" not in self.path:
+                document = _DECODER.decode(body)
+                if isinstance(document.get("value"), list):
+                    document["value"] = transform(self.path, document["value"])
+                    body = _ENCODER.encode(document)
+            self._send(response, body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -77,7 +77,7 @@ def test_gives_up_after_max_retries_naming_the_url_and_last_status(tmp_path):
     assert_fails_clearly(
         result,
         "Gave up on GET http://127.0.0.1:",
-        "/AccountingStructureHandling.svc/$metadata after 3 attempts; last status: 50",
+        "/ManualSupplierInvoiceHandling.svc/$metadata after 3 attempts; last status: 50",
     )
 
 
@@ -178,10 +178,17 @@ def test_connection_test_fails_for_a_broken_stream(shared_sandbox, tmp_path):
     assert "Connection test FAILED" in result.stderr
 
 
-def test_discover_and_about_work_offline(tmp_path):
-    config = {"base_url": "https://ifs.invalid", "companies": ["US01"], "client_id": "x"}
+def test_offline_discovery_uses_the_bundled_schemas_and_says_so(tmp_path):
+    config = {
+        "base_url": "https://ifs.invalid",
+        "companies": ["US01"],
+        "client_id": "x",
+        "offline_discovery": True,
+    }
     result = run_cli(["--discover"], config, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "offline_discovery is on: the stream schemas are the bundled ones" in result.stderr
+    assert "may lack its properties, custom fields (Cf_*) included" in result.stderr
     catalog = json.loads(result.stdout)
     streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
     assert set(streams) == {
@@ -201,6 +208,11 @@ def test_discover_and_about_work_offline(tmp_path):
     assert voucher["Text"]["maxLength"] == 200
     assert "code_part" in streams["cost_dimensions"]["schema"]["properties"]
 
+    # a projection nothing is bundled for cannot be discovered offline
+    config["custom_streams"] = [{"name": "x", "projection": "Acme", "entity_set": "S"}]
+    result = run_cli(["--discover"], config, tmp_path)
+    assert_fails_clearly(result, "offline_discovery has no bundled $metadata for projection Acme")
+
     about = run_cli(["--about", "--format", "json"], None, tmp_path)
     assert about.returncode == 0
     settings = set(json.loads(about.stdout)["settings"]["properties"])
@@ -210,4 +222,49 @@ def test_discover_and_about_work_offline(tmp_path):
         "stream_overrides",
         "custom_streams",
         "lookback_days",
+        "offline_discovery",
     } <= settings
+
+
+def test_a_filter_that_breaks_out_is_a_clear_error(shared_sandbox, tmp_path):
+    config = tap_config(
+        shared_sandbox,
+        stream_overrides={"voucher_rows": {"filter": "Company eq 'US01') or (Company ne 'US01'"}},
+    )
+    for args in ([], ["--discover"], ["--test"]):
+        result = run_cli(args, config, tmp_path)
+        assert_fails_clearly(
+            result, "stream 'voucher_rows': filter \"Company eq 'US01') or (Company ne 'US01'\""
+        )
+
+
+def test_connection_test_names_the_url_tried_for_a_missing_projection_or_entity_set(
+    shared_sandbox, tmp_path
+):
+    config = tap_config(
+        shared_sandbox,
+        stream_overrides={
+            "gl_accounts": {"projection": "NoSuchHandling"},
+            "purchase_orders": {"entity_set": "NoSuchSet"},
+            "purchase_order_lines": {"path_prefix": "/int/ifsapplications/projection/v1"},
+        },
+    )
+    result = run_cli(["--test"], config, tmp_path)
+    assert result.returncode == 1
+    base = f"{shared_sandbox.base_url}"
+    lines = result.stderr.splitlines()
+    [accounts] = [line for line in lines if "FAILED stream gl_accounts:" in line]
+    assert "unknown projection 'NoSuchHandling'" in accounts
+    assert f"{base}/main/ifsapplications/projection/v1/NoSuchHandling.svc/$metadata" in accounts
+    [orders] = [line for line in lines if "FAILED stream purchase_orders:" in line]
+    assert "unknown entity set 'NoSuchSet'" in orders
+    assert (
+        f"{base}/main/ifsapplications/projection/v1/PurchaseOrderHandling.svc/NoSuchSet" in orders
+    )
+    [order_lines] = [line for line in lines if "OK     stream purchase_order_lines:" in line]
+    assert f"{base}/int/ifsapplications/projection/v1/PurchaseOrderHandling.svc/$metadata" in (
+        order_lines
+    )
+    assert "OK     stream voucher_rows: $metadata of VoucherRowsAnalysis read" in result.stderr
+    assert "Connection test FAILED" in result.stderr
+    assert "Traceback" not in result.stderr

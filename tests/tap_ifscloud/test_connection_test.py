@@ -25,7 +25,9 @@ def test_one_check_per_selected_stream_with_what_was_read(shared_sandbox):
     vouchers = next(c for c in result.streams if c.name == "stream voucher_rows")
     assert vouchers.url.endswith("/VoucherRowsAnalysis.svc/VoucherRowSet")
     assert vouchers.detail.startswith(
-        "$metadata of VoucherRowsAnalysis read, first page of VoucherRowSet for DE01: "
+        f"$metadata of VoucherRowsAnalysis read ({shared_sandbox.base_url}/main/ifsapplications/"
+        "projection/v1/VoucherRowsAnalysis.svc/$metadata), entity set VoucherRowSet exists; "
+        "first page for DE01: "
     )
     # reading a page for the check neither writes Singer messages nor moves a bookmark
     assert stdout.getvalue() == ""

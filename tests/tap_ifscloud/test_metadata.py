@@ -83,3 +83,62 @@ def test_bundled_schemas_match_the_sandbox_metadata(shared_sandbox, projection):
     bundled = bundled_metadata(projection)
     assert bundled is not None
     assert json.loads(bundled.dumps()) == json.loads(live.dumps())
+
+
+EDMX = """<?xml version="1.0" encoding="UTF-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+<edmx:DataServices><Schema xmlns="http://docs.oasis-open.org/odata/ns/edm"
+  Namespace="IfsApp.AcmeHandling" Alias="Acme">
+<EnumType Name="FndBoolean" IsFlags="false" UnderlyingType="Edm.Int32">
+  <Member Name="False" Value="0"/><Member Name="True" Value="1"/></EnumType>
+<EntityType Name="Thing"><Key><PropertyRef Name="Company"/><PropertyRef Name="ThingNo"/></Key>
+  <Property Name="Company" Type="Edm.String" MaxLength="20"/>
+  <Property Name="ThingNo" Type="Edm.Decimal" Precision="130" Scale="65"/>
+  <Property Name="Amount" Type="Edm.Decimal" Precision="130" Scale="65"/>
+  <Property Name="Counter" Type="Edm.Int64" Nullable="false"/>
+  <Property Name="Ratio" Type="Edm.Double"/>
+  <Property Name="Posted" Type="Edm.Boolean"/>
+  <Property Name="Active" Type="IfsApp.AcmeHandling.FndBoolean"/>
+  <Property Name="Archived" Type="Acme.FndBoolean"/>
+  <Property Name="DueDate" Type="Edm.Date"/>
+  <Property Name="Changed" Type="Edm.DateTimeOffset"/>
+  <Property Name="StartsAt" Type="Edm.TimeOfDay"/>
+  <Property Name="Lasts" Type="Edm.Duration"/>
+  <Property Name="Cf_Note" Type="Edm.String" MaxLength="4000"/>
+  <Property Name="Cf_Photo" Type="Edm.Binary"/>
+  <Property Name="Document" Type="Edm.Stream"/>
+  <Property Name="Address" Type="IfsApp.AcmeHandling.AddressStructure"/>
+  <NavigationProperty Name="CompanyRef" Type="IfsApp.AcmeHandling.Company">
+    <ReferentialConstraint Property="Company" ReferencedProperty="Company"/>
+  </NavigationProperty>
+</EntityType>
+<EntityContainer Name="Main"><EntitySet Name="ThingSet" EntityType="Acme.Thing"/></EntityContainer>
+</Schema></edmx:DataServices></edmx:Edmx>"""
+
+
+def test_every_structural_property_maps_and_the_rest_is_named():
+    things = parse_edmx(EDMX, "AcmeHandling").entity_sets["ThingSet"]
+    props = things.properties
+    assert things.keys == ("Company", "ThingNo")
+    assert props["ThingNo"] == {"type": "number"}  # a key, Edm.Decimal: exact, never null
+    assert props["Amount"] == {"type": ["number", "null"]}
+    assert props["Counter"] == {"type": "integer"}
+    assert props["Ratio"] == {"type": ["number", "null"]}
+    assert props["Posted"] == {"type": ["boolean", "null"]}
+    assert props["Active"] == {"type": ["string", "null"], "enum": ["False", "True", None]}
+    assert props["Archived"] == props["Active"]  # named through the schema's alias
+    assert props["DueDate"] == {"type": ["string", "null"], "format": "date"}
+    assert props["Changed"] == {"type": ["string", "null"], "format": "date-time"}
+    assert props["StartsAt"] == {"type": ["string", "null"], "format": "time"}
+    assert props["Lasts"] == {"type": ["string", "null"]}
+    assert props["Cf_Note"] == {"type": ["string", "null"], "maxLength": 4000}
+    assert things.edm_types["Active"] == "IfsApp.AcmeHandling.FndBoolean"
+    assert things.left_out == {
+        "Cf_Photo": "Edm.Binary",
+        "Document": "Edm.Stream",
+        "Address": "IfsApp.AcmeHandling.AddressStructure",
+        "CompanyRef": "navigation property",
+    }
+    assert not set(things.left_out) & set(props)
+    # the bundled form leaves out what is left out
+    assert "left_out" not in things.to_json()

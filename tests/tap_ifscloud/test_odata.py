@@ -88,3 +88,34 @@ def test_kind_of_reads_the_json_schema():
 def test_query_strings_encode_spaces_as_percent_20():
     query = odata.encode_query({"$filter": "Company eq 'US 01'", "$top": "5", "$skip": None})
     assert query == "$filter=Company%20eq%20'US%2001'&$top=5"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Objstate eq 'Posted'",
+        "(VoucherType eq 'A' or VoucherType eq 'B') and Amount gt 0",
+        "Text eq 'O''Brien (retired)'",  # '' is a quote, parentheses inside a literal count not
+        "contains(Text, ')') and Text ne ''''",
+    ],
+)
+def test_filters_that_stay_within_their_parentheses_pass(text):
+    odata.check_filter(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Company eq 'US01') or (Company ne 'US01'", "')' without its '('"),
+        ("Company eq 'US01')", "')' without its '('"),
+        ("(Company eq 'US01'", "1 '(' without a matching ')'"),
+        ("Text eq 'O'Brien'", "never closed"),
+        ("Text eq 'open", "string literal opened at character 9"),
+        ("   ", "non-empty"),
+    ],
+)
+def test_filters_that_could_break_out_are_refused(text, message):
+    with pytest.raises(
+        odata.ODataValueError, match=message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        odata.check_filter(text)

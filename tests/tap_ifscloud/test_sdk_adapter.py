@@ -51,6 +51,7 @@ OFFLINE_CONFIG = {
     "client_id": "c",
     "client_secret": "s",
     "companies": ["US01"],
+    "offline_discovery": True,
 }
 
 

@@ -40,6 +40,7 @@ TAP_SETTINGS = {
     "custom_streams",
     "path_prefix",
     "allow_insecure_http",
+    "offline_discovery",
 }
 SDK_SETTINGS = {  # each one is exercised below
     "stream_maps",

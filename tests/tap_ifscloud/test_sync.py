@@ -385,3 +385,44 @@ def test_state_follows_every_page_and_covers_exactly_the_rows_before_it(shared_s
             assert bookmark == max(r["EntryDate"] for r in emitted)
             checked += 1
     assert checked >= len(emitted) // 40
+
+
+def test_path_prefix_can_be_set_per_stream(shared_sandbox):
+    """IFS serves some projections under /int/...: a stream's own path_prefix reaches them,
+    here with the system's path_prefix pointing somewhere that serves nothing."""
+    int_prefix = "/int/ifsapplications/projection/v1"
+    logged = len(shared_sandbox.request_log)
+    config = tap_config(
+        shared_sandbox,
+        companies=["US01"],
+        path_prefix="/nowhere/v1",
+        stream_overrides={
+            name: {"path_prefix": int_prefix} for name in STREAM_NAMES if name != "voucher_rows"
+        },
+        custom_streams=[
+            {
+                "name": "po_lines_int",
+                "projection": "PurchaseOrderHandling",
+                "entity_set": "PurchaseOrderLineSet",
+                "path_prefix": int_prefix + "/",
+            }
+        ],
+    )
+    config["stream_overrides"]["voucher_rows"] = {
+        "path_prefix": "main/ifsapplications/projection/v1"
+    }
+    run = run_tap(config)
+    for name in STREAM_NAMES:
+        expected = expected_records(shared_sandbox, name, ("US01",))
+        assert_same_rows(run.records(name), expected, KEYS[name])
+    assert len(run.records("po_lines_int")) == len(run.records("purchase_order_lines"))
+    paths = [unquote(p) for _, p, _ in shared_sandbox.request_log[logged:]]
+    assert not [p for p in paths if p.startswith("/nowhere")]
+    assert any(
+        p.startswith(f"{int_prefix}/PurchaseOrderHandling.svc/PurchaseOrderLineSet?") for p in paths
+    )
+    assert any(
+        p.startswith("/main/ifsapplications/projection/v1/VoucherRowsAnalysis.svc/VoucherRowSet?")
+        for p in paths
+    )
+    assert f"{int_prefix}/VoucherRowsAnalysis.svc/$metadata" in paths  # gl_accounts' own
