@@ -308,7 +308,9 @@ class LoadSession:
                 actions["lookml"] = [str(path) for path in written]
             except Exception as exc:  # the load is committed: report, never undo or block
                 self.logger.error("LookML not written to %s: %s", lookml_dir, exc)
+                actions["lookml"] = [str(path) for path in getattr(exc, "written", [])]
                 actions["lookml_error"] = f"{type(exc).__name__}: {exc}"
+                actions["status"] = "failed"
         return actions
 
     def fail(self, error: BaseException) -> None:

@@ -316,7 +316,8 @@ class LookerSink(BatchSink):
         self._decode = (
             self._decode_renamed
             if self.plan.renamed
-            else msgspec.json.Decoder(self.plan.struct).decode
+            # numbers inside object/array properties stay exact, like every other amount
+            else msgspec.json.Decoder(self.plan.struct, float_hook=decimal.Decimal).decode
         )
         self._astuple = msgspec.structs.astuple
         self._check_nul = warehouse.forbids_nul_in_text

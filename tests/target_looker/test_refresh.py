@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -181,11 +182,11 @@ def test_a_failed_load_patches_nothing(looker: LookerSandbox, config: dict) -> N
     text = lines(
         STREAM,
         record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1}),
-        record("accounts", {"Company": "US01", "Amount": 2}),  # key missing: the run stops
+        "this line is not JSON: broken protocol stops the run",
     )
     target = TargetLooker(config=config)
     with (
-        pytest.raises(Exception, match="lacks key properties"),
+        pytest.raises(Exception, match="JSON"),
         contextlib.redirect_stdout(io.StringIO()),
     ):
         target.listen(io.StringIO(text))
@@ -194,3 +195,31 @@ def test_a_failed_load_patches_nothing(looker: LookerSandbox, config: dict) -> N
     assert status == "failed"
     assert looker.requests("PATCH") == []
     assert looker.request_log == []
+
+
+def test_a_failed_lookml_write_makes_the_looker_step_failed_not_the_load(
+    looker: LookerSandbox, config: dict, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the LookML directory should be")
+    config = {
+        **config,
+        **looker_config(looker, looker_datagroups=["ifs_cloud::ifs_gl"]),
+        "lookml_dir": str(blocker / "lookml"),
+    }
+    text = lines(
+        STREAM,
+        record("accounts", {"Company": "US01", "Account": "1010", "Amount": 1.25}),
+        state({"bookmarks": {"accounts": {"x": 1}}}),
+    )
+    target = TargetLooker(config=config)
+    with contextlib.redirect_stdout(io.StringIO()):
+        target.listen(io.StringIO(text))
+    [(actions, status)] = query(config, "SELECT looker_actions, status FROM {s}._load_runs")
+    actions = json.loads(actions) if isinstance(actions, str) else actions
+    assert status == "succeeded"  # the load committed; LookML cannot undo it
+    assert actions["status"] == "failed"
+    assert "lookml_error" in actions
+    assert [(d["datagroup"], d["status"]) for d in actions["datagroups"]] == [
+        ("ifs_cloud::ifs_gl", "ok")
+    ]

@@ -15,8 +15,6 @@ import json
 import uuid
 from decimal import Decimal
 
-import pytest
-
 from target_looker.columns import BIGINT, JSON, NUMERIC, TIMESTAMPTZ, Column
 from target_looker.warehouse import open_warehouse
 from target_looker.warehouse.base import Batch, TableRef, non_finite_numbers
@@ -165,12 +163,6 @@ def test_json_columns_keep_numbers_exactly_as_sent(warehouse_url: str) -> None:
     assert got[2] == (3, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="target_looker/sinks.py decodes records with msgspec.json.Decoder(self.plan.struct) "
-    "without float_hook=decimal.Decimal, so numbers inside object/array properties arrive "
-    "as floats; remove this marker when that decoder gets float_hook=decimal.Decimal",
-)
 def test_json_properties_keep_numbers_exactly_end_to_end(config: dict) -> None:
     docs = schema(
         "docs",
