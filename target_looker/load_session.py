@@ -123,7 +123,11 @@ class LoadSession:
                 if uses_sql_runner(self.config)
                 else open_warehouse(self.warehouse_url)
             )
-            warehouse.connect()
+            try:
+                warehouse.connect()
+            except BaseException:  # a half-open connection (e.g. a failed SET) is closed too
+                warehouse.close()
+                raise
             self._warehouse = warehouse  # from here on, `close` closes it
             self.logger.info("Loading into %s, schema %r", warehouse.safe_url, self.target_schema)
             audit = AuditLog(warehouse, self.target_schema, self.run_id)
