@@ -17,6 +17,7 @@ from tap_ifscloud.metadata import EntityMetadata
 from tap_ifscloud.streams import StreamDefinition
 
 CODE_PART_COLUMN = "code_part"
+IFS_CODE_PART_FIELD = "CodePart"  # on real tenants' Reference_CodeX entity types
 CODE_COLUMN = "code"
 _ETAG_SCHEMA = {"type": ["string", "null"]}
 
@@ -161,6 +162,10 @@ def _entity_read(
         if code_field not in props:
             raise ConfigurationError(_missing(definition, entity, "code field", code_field))
         rename[code_field] = CODE_COLUMN
+        if IFS_CODE_PART_FIELD in props:
+            # Real IFS code-part entities carry their own `CodePart` (the same letter): it is
+            # the stream's `code_part` column, not a second one that snake_case would collide.
+            rename[IFS_CODE_PART_FIELD] = CODE_PART_COLUMN
 
     inverse = {v: k for k, v in rename.items()}
     if definition.key_properties:

@@ -44,7 +44,7 @@ def columns(entity_set: str, code_part: str | None) -> set[str]:
     """The stream columns the varied tenant's entity set should give."""
     names = set(VARIED.row_properties(entity_set)) - left_out(entity_set)
     if code_part is not None:
-        names = (names - {f"Code{code_part}"}) | {"code", "code_part"}
+        names = (names - {f"Code{code_part}", "CodePart"}) | {"code", "code_part"}
     return names
 
 
@@ -73,6 +73,8 @@ def test_discovery_lists_every_property_the_system_has(varied_sandbox, caplog):
             expected = columns(entity_set, code_part)
             assert expected <= set(props), (definition.name, sorted(expected - set(props)))
             extras = set(VARIED.extra_property_names(entity_set)) - left_out(entity_set)
+            if code_part is not None:
+                extras -= {"CodePart"}  # IFS's own code part is the `code_part` column
             assert extras, entity_set
             assert extras <= set(props)
             assert not set(VARIED.missing_properties.get(entity_set, ())) & set(props)
@@ -181,8 +183,11 @@ def test_a_stale_catalog_warns_once_per_stream_and_dropped_properties_are_null(
         lacks = [m for m in messages if m.startswith(f"Stream '{name}': IFS has ")]
         assert len(lacks) == 1, (name, lacks)
         assert "meltano run --refresh-catalog" in lacks[0]
-        for _, entity_set in definition.entity_sets():
-            for prop in set(VARIED.extra_property_names(entity_set)) - left_out(entity_set):
+        for code_part, entity_set in definition.entity_sets():
+            extras = set(VARIED.extra_property_names(entity_set)) - left_out(entity_set)
+            if code_part is not None:
+                extras -= {"CodePart"}  # IFS's own code part is the `code_part` column
+            for prop in extras:
                 if prop not in stale_props[name]:
                     assert prop in lacks[0], (name, prop)
         records = run.records(name)
@@ -254,3 +259,15 @@ def test_a_stream_the_system_lacks_can_be_switched_off_or_deselected(varied_sand
     assert not run.records("gl_accounts")
     assert run.records("voucher_rows")
     assert not [p for _, p, _ in varied_sandbox.request_log[logged:] if "NoSuchHandling" in p]
+
+
+def test_the_tenants_own_code_part_is_the_code_part_column(varied_sandbox, varied_catalog):
+    """Real code-part entities carry `CodePart`; it must not become a second `code_part`."""
+    props = schemas(varied_catalog)["cost_dimensions"]
+    assert "code_part" in props
+    assert "CodePart" not in props
+    run = run_tap(tap_config(varied_sandbox, companies=["US01"]), catalog=varied_catalog)
+    records = run.records("cost_dimensions")
+    assert records
+    assert {r["code_part"] for r in records} == set("BCDEFGHIJ")
+    assert not [r for r in records if "CodePart" in r]
