@@ -5,6 +5,17 @@ stage a batch in bulk, merge it with the version guard, and run audit statements
 A new dialect (Snowflake, BigQuery) subclasses `Warehouse` and registers its URL
 backend in `target_looker.warehouse.DIALECTS`; sinks and audit do not change.
 SQL parameters use `$1, $2, ...` in every dialect.
+
+Several loaders may write one warehouse at once (two scheduled jobs, a replay next to
+a run). So:
+- `run_transaction(fn)` runs `fn` in a transaction and, when the warehouse cancels it
+  for a deadlock or a serialization failure (`is_retryable`), rolls it back and runs
+  `fn` again from the start, a bounded number of times with a short jittered backoff.
+- Creating and evolving tables (`ensure_schema`, `create_table`, `add_column`,
+  `alter_type`) each run as a transaction that first takes the warehouse's DDL lock
+  for the object (`ddl_lock`; PostgreSQL: an advisory lock), then re-reads what exists
+  and changes only what is still missing. "Already exists" from a loader that does
+  not take the lock is retried the same way, and then found by the re-read.
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -16,10 +27,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import decimal
+import hashlib
+import logging
 import math
 import operator
+import random
+import time
 import typing as t
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from target_looker.columns import Column, SqlType
@@ -35,6 +50,8 @@ UPSERT, APPEND_ONLY, OVERWRITE = "upsert", "append-only", "overwrite"
 LOAD_METHODS = (UPSERT, APPEND_ONLY, OVERWRITE)
 # Query parameters of a warehouse URL that carry secrets (libpq: `?password=`).
 SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+logger = logging.getLogger("target-looker.warehouse")
+T = t.TypeVar("T")
 
 
 class WarehouseError(RuntimeError):
@@ -125,6 +142,17 @@ def non_finite_numbers(batch: Batch) -> dict[int, str]:
     return rejects
 
 
+def lock_key(name: str) -> int:
+    """A signed 64-bit key (PostgreSQL advisory locks) naming `name` for every loader."""
+    digest = hashlib.sha256(f"target-looker ddl {name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line, for a log line (details may quote statements or values)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class Warehouse(abc.ABC):
     """A connection to one warehouse database, with the dialect's SQL."""
 
@@ -132,6 +160,11 @@ class Warehouse(abc.ABC):
     max_identifier_bytes: t.ClassVar[int | None] = None
     case_insensitive_identifiers: t.ClassVar[bool] = False
     forbids_nul_in_text: t.ClassVar[bool] = False
+    #: `run_transaction`: runs of a transaction the warehouse keeps cancelling, in all.
+    transaction_attempts: t.ClassVar[int] = 6
+    #: First backoff in seconds; doubles each time (at most `retry_max_delay`), jittered.
+    retry_base_delay: t.ClassVar[float] = 0.05
+    retry_max_delay: t.ClassVar[float] = 2.0
 
     def __init__(self, url: URL) -> None:
         self.url = url
@@ -168,6 +201,70 @@ class Warehouse(abc.ABC):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (a `transaction()` inside it is nested)."""
+        return False
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether a transaction that failed with `exc` (and was rolled back) may succeed
+        when run again from its start: a deadlock victim, a serialization failure."""
+        return False
+
+    def is_already_exists(self, exc: BaseException) -> bool:
+        """Whether DDL failed because another session created the object meanwhile."""
+        return False
+
+    def run_transaction(
+        self,
+        fn: Callable[[], T],
+        *,
+        retry_if: Callable[[BaseException], bool] | None = None,
+        what: str = "transaction",
+    ) -> T:
+        """`fn()` inside one transaction; what it returns.
+
+        When the transaction fails with an error `retry_if` accepts
+        (default `is_retryable`: deadlock, serialization failure), everything `fn` did
+        is rolled back, and `fn` runs again from its start after a short jittered
+        backoff, up to `transaction_attempts` runs in all; then the error is raised.
+        `fn` must be safe to run again: it must redo all of its writes, and state it
+        keeps outside the warehouse must not assume an earlier run committed.
+
+        Inside an open transaction `fn` just runs (as a nested transaction), without
+        retries: only the outermost transaction can be run again.
+        """
+        if self.in_transaction():
+            with self.transaction():
+                return fn()
+        retry_if = retry_if or self.is_retryable
+        attempt = 1
+        while True:
+            try:
+                with self.transaction():
+                    return fn()
+            except Exception as exc:
+                if attempt >= self.transaction_attempts or not retry_if(exc):
+                    raise
+                delay = self.retry_delay(attempt)
+                logger.warning(
+                    "%s failed (%s: %s); rolled back, running it again in %.2f s "
+                    "(attempt %d of %d)",
+                    what,
+                    type(exc).__name__,
+                    _first_line(exc),
+                    delay,
+                    attempt + 1,
+                    self.transaction_attempts,
+                )
+                time.sleep(delay)
+                attempt += 1
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed run `attempt` (1, 2, ...): exponential, jittered,
+        so two loaders that deadlocked do not meet again in lock step."""
+        ceiling = min(self.retry_max_delay, self.retry_base_delay * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
 
     # Types and identifiers -----------------------------------------------------
 
@@ -208,10 +305,60 @@ class Warehouse(abc.ABC):
             return wanted
         return None
 
-    # Tables -----------------------------------------------------------------------
+    # Tables: the statements ------------------------------------------------------------
+
+    def create_schema_sql(self, schema: str) -> str:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
+
+    def create_table_sql(
+        self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]
+    ) -> str:
+        parts = [
+            f"{self.quote(c.name)} {self.render_type(c.sql_type)}"
+            + ("" if c.nullable and c.name not in keys else " NOT NULL")
+            for c in columns
+        ]
+        if keys:
+            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in keys)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
+
+    def add_column_sql(self, table: TableRef, column: Column) -> str:
+        return (
+            f"ALTER TABLE {self.qualified(table)} ADD COLUMN IF NOT EXISTS "
+            f"{self.quote(column.name)} {self.render_type(column.sql_type)}"
+        )
+
+    def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
+        return (
+            f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {self.quote(column)} "
+            f"TYPE {self.render_type(sql_type)}"
+        )
+
+    # Tables: created and evolved safely next to other loaders --------------------------------
+
+    def ddl_lock(self, name: str) -> None:  # noqa: B027 - optional hook
+        """Inside a transaction: wait until no other loader is changing `name` (a schema or
+        a table), and keep it so until the transaction ends. No-op where one process
+        writes at a time (DuckDB)."""
+
+    def guarded_ddl(self, name: str, fn: Callable[[], T]) -> T:
+        """`fn` (which re-reads what exists, then changes what is missing) in a transaction
+        holding the DDL lock of `name`; run again if another session got there first."""
+
+        def locked() -> T:
+            self.ddl_lock(name)
+            return fn()
+
+        return self.run_transaction(
+            locked,
+            retry_if=lambda exc: self.is_retryable(exc) or self.is_already_exists(exc),
+            what=f"changing the definition of {name}",
+        )
 
     def ensure_schema(self, schema: str) -> None:
-        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+        self.guarded_ddl(
+            f"schema {self.quote(schema)}", lambda: self.execute(self.create_schema_sql(schema))
+        )
 
     def existing_columns(self, table: TableRef) -> dict[str, SqlType] | None:
         """Columns of `table` in order, or None when it does not exist."""
@@ -231,27 +378,96 @@ class Warehouse(abc.ABC):
     def note_table_state(self, table: TableRef) -> None:  # noqa: B027 - optional hook
         """Called when a stream starts loading into `table` (dialects may look at it)."""
 
+    def _table_lock_name(self, table: TableRef) -> str:
+        return f"table {self.quote(table.schema)}.{self.quote(table.name)}"
+
     def create_table(self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]) -> None:
-        parts = [
-            f"{self.quote(c.name)} {self.render_type(c.sql_type)}"
-            + ("" if c.nullable and c.name not in keys else " NOT NULL")
-            for c in columns
-        ]
-        if keys:
-            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in keys)})")
-        self.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})")
+        """Create `table`; if another loader created it first, give it what it lacks.
+
+        The table found then must have the same primary key, and columns that hold
+        `columns` (or can be widened to); missing columns are added.
+        """
+
+        def create() -> None:
+            existing = self.existing_columns(table)
+            if existing is None:
+                self.execute(self.create_table_sql(table, columns, keys))
+            else:
+                self._evolve(table, columns, keys, existing)
+
+        self.guarded_ddl(self._table_lock_name(table), create)
 
     def add_column(self, table: TableRef, column: Column) -> None:
-        self.execute(
-            f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
-            f"{self.render_type(column.sql_type)}"
-        )
+        """Add `column`; if another loader added it first, make sure it holds `column`."""
+
+        def add() -> None:
+            existing = self.existing_columns(table) or {}
+            current = self._find_column(existing, column.name)
+            if current is None:
+                self.execute(self.add_column_sql(table, column))
+            else:
+                self._widen(table, current, existing[current], column.sql_type)
+
+        self.guarded_ddl(self._table_lock_name(table), add)
 
     def alter_type(self, table: TableRef, column: str, sql_type: SqlType) -> None:
-        self.execute(
-            f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {self.quote(column)} "
-            f"TYPE {self.render_type(sql_type)}"
-        )
+        """Change `column` to `sql_type`, unless another loader has meanwhile made it a
+        type that already holds `sql_type` (never narrowed back)."""
+
+        def alter() -> None:
+            existing = self.existing_columns(table) or {}
+            current = self._find_column(existing, column)
+            current_type = existing.get(current) if current is not None else None
+            if current is None or current_type is None:
+                self.execute(self.alter_type_sql(table, column, sql_type))
+                return
+            wanted = self.widened(current_type, sql_type) or sql_type
+            if wanted != self.effective_type(current_type):
+                self.execute(self.alter_type_sql(table, current, wanted))
+
+        self.guarded_ddl(self._table_lock_name(table), alter)
+
+    def _find_column(self, existing: dict[str, SqlType], name: str) -> str | None:
+        if name in existing:
+            return name
+        if self.case_insensitive_identifiers:
+            folded = name.casefold()
+            return next((n for n in existing if n.casefold() == folded), None)
+        return None
+
+    def _widen(self, table: TableRef, name: str, current: SqlType, wanted: SqlType) -> None:
+        target = self.widened(current, wanted)
+        if target is None:
+            raise WarehouseError(
+                f"column {name!r} of {self.qualified(table)} is {current.describe()} (another "
+                f"loader made it so) but this load needs {wanted.describe()}; only widening is "
+                f"automatic. Change the column by hand or load into a new table."
+            )
+        if target != self.effective_type(current):
+            self.execute(self.alter_type_sql(table, name, target))
+
+    def _evolve(
+        self,
+        table: TableRef,
+        columns: Sequence[Column],
+        keys: Sequence[str],
+        existing: dict[str, SqlType],
+    ) -> None:
+        """An existing `table`, made to hold `columns` keyed by `keys` (inside the lock)."""
+        if keys:
+            current_key = self.primary_key(table)
+            if current_key != list(keys):
+                raise WarehouseError(
+                    f"table {self.qualified(table)} has primary key {current_key or 'none'} "
+                    f"but this load keys it by {list(keys)}; a key change needs a new table "
+                    f"(drop or rename the old one) or load_method='append-only'"
+                )
+        for column in columns:
+            current = self._find_column(existing, column.name)
+            if current is None:
+                self.execute(self.add_column_sql(table, column))
+            else:
+                self._widen(table, current, existing[current], column.sql_type)
 
     # Loading ------------------------------------------------------------------------
 

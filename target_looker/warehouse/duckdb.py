@@ -3,6 +3,10 @@
 Batches go in as Arrow tables (never through DuckDB's CSV sniffer, which can take
 a data row for a header). Decimal columns are DECIMAL(38, s): a value with more
 digits than the column holds is rejected here, before loading, never rounded.
+
+A DuckDB file has one writing process at a time: a second target (or anything else
+holding the file) makes `connect` fail with a one-line `WarehouseError` naming the
+file and the process that holds it.
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import math
+import re
 import typing as t
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +37,7 @@ from target_looker.warehouse.base import (
     Prepared,
     TableRef,
     Warehouse,
+    WarehouseError,
     not_finite_problem,
 )
 
@@ -40,6 +46,10 @@ DEFAULT_SCALE = 9
 _STAGE = "target_looker_stage"
 DEFAULT_MEMORY_LIMIT = "128MB"
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
+# DuckDB's words for a file another process has open: 'Could not set lock on file
+# "/x.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 1234). See also ...'.
+_LOCKED = "Could not set lock on file"
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 
 _TYPES = {
     "text": "VARCHAR",
@@ -87,6 +97,7 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(url)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._catalog = ""
+        self._in_transaction = False
 
     @property
     def path(self) -> str:
@@ -97,7 +108,22 @@ class DuckDBWarehouse(Warehouse):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # DuckDB's default buffer pool is 80% of RAM; a loader should stay bounded.
         memory_limit = str(self.url.query.get("memory_limit", DEFAULT_MEMORY_LIMIT))
-        self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
+        try:
+            self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
+        except duckdb.IOException as exc:
+            if _LOCKED not in str(exc):
+                raise
+            found = _HOLDER.search(str(exc))
+            holder = (
+                f"PID {found.group('pid')}, {' '.join(found.group('program').split())}"
+                if found
+                else "DuckDB does not say which"
+            )
+            raise WarehouseError(
+                f"the DuckDB file {self.path} is in use by another process ({holder}); "
+                f"DuckDB allows one writing process per file: run the loads one after "
+                f"another, or load into PostgreSQL to run them at the same time"
+            ) from None
         self._con.execute("SET TimeZone = 'UTC'")
         # Qualify with the catalog: a schema named like the file would be ambiguous.
         [(self._catalog,)] = self._con.execute("SELECT current_database()").fetchall()
@@ -130,23 +156,38 @@ class DuckDBWarehouse(Warehouse):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; a nested one is part of it (DuckDB has no savepoints)."""
+        if self._in_transaction:
+            yield
+            return
         self.con.begin()
+        self._in_transaction = True
         try:
             yield
         except BaseException:
+            self._in_transaction = False
             self.con.rollback()
             raise
+        self._in_transaction = False
         self.con.commit()
+
+    def in_transaction(self) -> bool:
+        return self._in_transaction
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """A write-write conflict between two connections of this process."""
+        return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+    def is_already_exists(self, exc: BaseException) -> bool:
+        return isinstance(exc, duckdb.CatalogException) and "already exists" in str(exc)
 
     def qualified(self, table: TableRef) -> str:
         _ = self.con
         return f"{self.quote(self._catalog)}.{super().qualified(table)}"
 
-    def ensure_schema(self, schema: str) -> None:
+    def create_schema_sql(self, schema: str) -> str:
         _ = self.con
-        self.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {self.quote(self._catalog)}.{self.quote(schema)}"
-        )
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote(self._catalog)}.{self.quote(schema)}"
 
     def effective_type(self, wanted: SqlType) -> SqlType:
         if wanted.kind == "varchar":

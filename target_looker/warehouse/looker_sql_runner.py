@@ -18,6 +18,12 @@ differs from `PostgresWarehouse`:
   changed the table in between, the script fails and nothing is written.
 - SQL Runner reports no row counts: ACTIVATE_VERSION's statement runs at once, as its
   own transaction, wrapped in a query that counts the rows it changed.
+- Next to other loaders: on a PostgreSQL connection (Looker's `dialect_name`), DDL
+  scripts take the dialect's advisory lock before their `IF NOT EXISTS` statements, so
+  two first loads do not race on the catalogs; "already exists" is retried anyway. A script
+  the database cancelled (deadlock, serialization failure) or whose predicted counts
+  did not come true (another writer got in between) wrote nothing: `run_transaction`
+  predicts and sends it again.
 - A 401 makes the client log in again and resend the run once (Looker checks the
   session before it runs any SQL). A transaction whose answer is lost (dropped
   connection, gateway error) may be resent by the retry policy: every write
@@ -47,7 +53,7 @@ from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import make_url
 
-from target_looker.looker_api import LookerAPIError
+from target_looker.looker_api import LookerAPIError, LookerSqlError
 from target_looker.merge import is_newer_or_same
 from target_looker.warehouse.base import (
     APPEND_ONLY,
@@ -79,6 +85,10 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$(\d+)")
 _VALUES_TEMPLATE = re.compile(
     r"^(?P<head>.*\bVALUES\s*)\((?P<params>\$\d+(?:\s*,\s*\$\d+)*)\)\s*$", re.S
 )
+TABLE_CHANGED = "the table changed while this batch was prepared"
+# PostgreSQL's messages (all SQL Runner passes on) for a script worth sending again.
+_RETRYABLE_MESSAGES = ("deadlock detected", "could not serialize access", TABLE_CHANGED)
+_ALREADY_EXISTS_MESSAGES = ("already exists", "duplicate key value violates unique constraint")
 
 
 def sql_literal(value: t.Any) -> str:
@@ -154,7 +164,7 @@ def expect_merged(expected: MergeCounts) -> str:
     inserted, updated = expected.inserted, expected.updated
     return (
         f"CASE WHEN {MERGED_INSERTED} = {inserted} AND {MERGED_UPDATED} = {updated} "
-        f"THEN 1 ELSE CAST('target-looker: the table changed while this batch was prepared "
+        f"THEN 1 ELSE CAST('target-looker: {TABLE_CHANGED} "
         f"(expected {inserted} inserted, {updated} updated; got ' || {MERGED_INSERTED} "
         f"|| ', ' || {MERGED_UPDATED} || '); nothing was written' AS integer) END"
     )
@@ -174,6 +184,7 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         self._client = client
         self._local = threading.local()  # open transaction per thread, like a DB session
         self._ledger: str | None = None  # qualified name, once a schema is known
+        self._dialect_name: str | None = None  # the Looker connection's, once connected
 
     @property
     def _buffer(self) -> list[str] | None:
@@ -203,10 +214,18 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         """
         try:
             self.client.login()
-            self.client.connection(self.connection_name)
+            connection = self.client.connection(self.connection_name)
         except BaseException:
             self.close()
             raise
+        dialect_name = connection.get("dialect_name") if isinstance(connection, dict) else None
+        self._dialect_name = dialect_name if isinstance(dialect_name, str) else None
+
+    def ddl_lock(self, name: str) -> None:
+        """PostgreSQL's advisory lock when the connection is known to be PostgreSQL
+        (`pg_advisory_xact_lock` exists nowhere else); otherwise none."""
+        if (self._dialect_name or "").startswith("postgres"):
+            super().ddl_lock(name)
 
     def close(self) -> None:
         """End the Looker session (`DELETE /logout`), as the direct path closes its connection.
@@ -248,6 +267,19 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
             values = ", ".join(bind(template, row) for row in chunk)
             self.execute(match.group("head") + values)
 
+    def in_transaction(self) -> bool:
+        return self._buffer is not None
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, LookerSqlError) and any(
+            message in str(exc) for message in _RETRYABLE_MESSAGES
+        )
+
+    def is_already_exists(self, exc: BaseException) -> bool:
+        return isinstance(exc, LookerSqlError) and any(
+            message in str(exc) for message in _ALREADY_EXISTS_MESSAGES
+        )
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Statements inside run as one `BEGIN; ...; COMMIT;` SQL Runner call on exit."""
@@ -269,11 +301,13 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         """The first schema also gets the ledger that makes every write happen once."""
         super().ensure_schema(schema)
         if self._ledger is None:
-            ledger = self.qualified(TableRef(schema, LEDGER_TABLE))
-            self.run(
+            ref = TableRef(schema, LEDGER_TABLE)
+            ledger = self.qualified(ref)
+            create = (
                 f"CREATE TABLE IF NOT EXISTS {ledger} (txn_id TEXT PRIMARY KEY, "
                 "committed_at TIMESTAMPTZ NOT NULL DEFAULT now())"
             )
+            self.guarded_ddl(self._table_lock_name(ref), lambda: self.execute(create))
             self._ledger = ledger
 
     def _write(self, statements: list[str]) -> list[dict]:

@@ -10,6 +10,15 @@ Two layers, so that another transport can run the same SQL:
 - `PostgresWarehouse` carries them over psycopg: COPY into the staging table (or
   straight into the table on an initial load), then the dialect's statements.
   `LookerSqlRunnerWarehouse` carries the same statements through Looker's SQL Runner.
+
+Concurrent loaders: the upsert takes the rows of a batch in key order (`ORDER BY` the
+key, text in code-point order), and so does the initial COPY (rows sorted by key), so
+two loaders with overlapping keys lock the same rows in the same order and wait for
+each other instead of deadlocking. A deadlock or serialization failure that happens
+anyway (a transaction of other statements) is retried by `run_transaction`. DDL takes
+a transaction-scoped advisory lock per schema or table (`ddl_lock`), so two first
+loads do not race on PostgreSQL's catalogs (`CREATE ... IF NOT EXISTS` is not
+race-free: the loser fails on a catalog's unique index).
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -29,6 +38,7 @@ from urllib.parse import unquote
 
 import msgspec
 import psycopg
+from psycopg import errors, pq
 from psycopg.conninfo import make_conninfo
 
 from target_looker.columns import Column, SqlType
@@ -43,6 +53,7 @@ from target_looker.warehouse.base import (
     TableRef,
     Warehouse,
     WarehouseError,
+    lock_key,
     non_finite_numbers,
 )
 
@@ -80,6 +91,19 @@ COPY_CHUNK_ROWS = 1000
 MAX_UTC_OFFSET = datetime.timedelta(hours=16)  # exclusive
 _UTC = datetime.timezone.utc
 _TZINFO = operator.attrgetter("tzinfo")
+# Errors after which the whole transaction may succeed if run again (SQLSTATE 40P01, 40001).
+RETRYABLE_ERRORS = (errors.DeadlockDetected, errors.SerializationFailure)
+# DDL that lost a race with a session that did not take the DDL lock: a catalog's unique
+# index (CREATE ... IF NOT EXISTS), or the object itself.
+ALREADY_EXISTS_ERRORS = (
+    errors.UniqueViolation,
+    errors.DuplicateTable,
+    errors.DuplicateObject,
+    errors.DuplicateSchema,
+    errors.DuplicateColumn,
+)
+# Key types whose order PostgreSQL and Python agree on once text compares in code points.
+_TEXT_KINDS = ("text", "varchar")
 
 
 def offset_out_of_range(value: datetime.datetime) -> bool:
@@ -223,6 +247,25 @@ class PostgresDialect(Warehouse):
     def is_digits(self, expression: str) -> str:
         return f"{expression} ~ '^[0-9]+$'"
 
+    def ddl_lock(self, name: str) -> None:
+        """A transaction-scoped advisory lock: held until the DDL's transaction ends."""
+        self.execute("SELECT pg_advisory_xact_lock(CAST($1 AS BIGINT))", (lock_key(name),))
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, RETRYABLE_ERRORS)
+
+    def is_already_exists(self, exc: BaseException) -> bool:
+        return isinstance(exc, ALREADY_EXISTS_ERRORS)
+
+    def key_order(self, batch: Batch) -> str:
+        """The ORDER BY that makes every loader lock a batch's rows in the same order:
+        by key, text in code-point order (`COLLATE "C"`, as Python compares strings)."""
+        kinds = {c.name: c.sql_type.kind for c in batch.columns}
+        return ", ".join(
+            self.quote(k) + (self.binary_collation if kinds.get(k) in _TEXT_KINDS else "")
+            for k in batch.keys
+        )
+
     def primary_key(self, table: TableRef) -> list[str]:
         rows = self.fetchall(
             "SELECT a.attname FROM pg_index i "
@@ -300,6 +343,7 @@ class PostgresDialect(Warehouse):
         guard = self.version_guard(f"EXCLUDED.{version}", f"t.{version}")
         return (
             f"INSERT INTO {target} AS t ({columns}) SELECT {select} FROM {stage} "
+            f"ORDER BY {self.key_order(batch)} "
             f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {guard} "
             f"RETURNING (t.xmax = 0) AS inserted"
         )
@@ -394,6 +438,17 @@ class PostgresWarehouse(PostgresDialect):
         with self.conn.transaction():
             yield
 
+    def in_transaction(self) -> bool:
+        return (
+            self._conn is not None
+            and self._conn.info.transaction_status != pq.TransactionStatus.IDLE
+        )
+
+    def ensure_schema(self, schema: str) -> None:
+        """Nothing to do (no lock, no CREATE privilege needed) when the schema exists."""
+        if not self.fetchall("SELECT 1 FROM pg_namespace WHERE nspname = $1", (schema,)):
+            super().ensure_schema(schema)
+
     def note_table_state(self, table: TableRef) -> None:
         empty = not self.fetchall(f"SELECT 1 FROM {self.qualified(table)} LIMIT 1")
         if empty:
@@ -447,15 +502,30 @@ class PostgresWarehouse(PostgresDialect):
         batch = prepared.batch
         names = ", ".join(self.quote(c) for c in batch.all_names)
         tail = tuple(_copy_text(v) for _, v in batch.constants)
+        rows = self._in_key_order(batch, prepared.payload)
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                self._copy(cur, self.qualified(batch.table), names, prepared.payload, tail)
+                self._copy(cur, self.qualified(batch.table), names, rows, tail)
         except psycopg.errors.UniqueViolation:
             if not batch.keys or batch.load_method == APPEND_ONLY:
                 raise
             self._may_be_new.discard(batch.table)
             return None
         return MergeCounts(inserted=len(prepared.payload))
+
+    @staticmethod
+    def _in_key_order(batch: Batch, rows: list[tuple]) -> list[tuple]:
+        """An upsert's rows sorted by key, as `key_order` sorts them in SQL: a loader
+        COPYing the same new keys then waits for this one instead of deadlocking."""
+        if not batch.keys or batch.load_method == APPEND_ONLY or len(rows) < 2:
+            return rows
+        names = batch.column_names
+        if any(k not in names for k in batch.keys):
+            return rows
+        try:
+            return sorted(rows, key=operator.itemgetter(*(names.index(k) for k in batch.keys)))
+        except TypeError:  # values that do not compare (never for keys that decoded)
+            return rows
 
     def _stage_and_merge(self, prepared: Prepared, statements: StagedMerge) -> MergeCounts:
         params = statements.params or None

@@ -350,6 +350,46 @@ def test_a_batch_is_all_or_nothing_when_another_writer_interferes(
     warehouse.close()
 
 
+def test_a_batch_another_writer_got_in_between_is_predicted_and_sent_again(
+    looker: LookerSandbox, pg_database: str
+) -> None:
+    """`run_transaction` runs the whole batch again (a new prediction, a new script) when
+    its script failed because the table changed; DDL scripts take the advisory lock."""
+    settings = LookerSettings.from_config(runner_config(looker, "unused"))
+    warehouse = LookerSqlRunnerWarehouse(settings)
+    warehouse.connect()
+    schema_name = f"r_{uuid.uuid4().hex[:8]}"
+    table = TableRef(schema_name, "t")
+    columns = [Column("id", BIGINT), Column("note", TEXT), Column("_ifs_objversion", TEXT)]
+    warehouse.ensure_schema(schema_name)
+    warehouse.create_table(table, columns, ["id"])
+    warehouse.add_column(table, Column("extra", TEXT))
+    ddl = [
+        run.sql
+        for run in looker.sql_log
+        if schema_name in run.sql and ("CREATE" in run.sql or "ADD COLUMN" in run.sql)
+    ]
+    assert len(ddl) == 4  # the schema, the ledger, the table, the column
+    assert all("pg_advisory_xact_lock" in sql for sql in ddl)
+    batch = Batch(table, columns, [(1, "one", "1"), (2, "two", "1")], ["id"], "upsert")
+    attempts = []
+
+    def load_batch():
+        attempts.append(len(attempts) + 1)
+        counts = warehouse.merge(Prepared(batch, batch.rows))
+        if len(attempts) == 1:  # another writer inserts key 2 before the script runs
+            with psycopg.connect(pg_database, autocommit=True) as conn:
+                conn.execute(f"INSERT INTO \"{schema_name}\".t VALUES (2, 'theirs', '1')".encode())
+        return counts
+
+    counts = warehouse.run_transaction(load_batch)
+    assert attempts == [1, 2]
+    assert (counts.inserted, counts.updated, counts.skipped) == (1, 1, 0)
+    rows = warehouse.fetchall(f'SELECT id, note FROM "{schema_name}".t ORDER BY id')
+    assert rows == [(1, "one"), (2, "two")]
+    warehouse.close()
+
+
 def test_retiring_old_versions_reports_how_many_rows_it_changed(looker: LookerSandbox) -> None:
     settings = LookerSettings.from_config(runner_config(looker, "unused"))
     warehouse = LookerSqlRunnerWarehouse(settings)

@@ -173,8 +173,10 @@ def test_an_upsert_is_staged_then_guarded_and_reports_inserted_per_row() -> None
     assert statements.stage_columns == '"id", "_ifs_objversion", "_sdc_table_version"'
     assert statements.create_stage[-1].startswith('CREATE TEMP TABLE "target_looker_stage"')
     assert statements.write.startswith(f"INSERT INTO {statements.target} AS t (")
-    assert 'CAST($1 AS TEXT) FROM "target_looker_stage" ON CONFLICT ("id") DO UPDATE' in (
-        statements.write
+    # In key order: two loaders lock overlapping rows in the same order (no deadlock).
+    assert (
+        'CAST($1 AS TEXT) FROM "target_looker_stage" ORDER BY "id" ON CONFLICT ("id") DO UPDATE'
+        in statements.write
     )
     assert statements.write.endswith("RETURNING (t.xmax = 0) AS inserted")
     assert statements.params == ("run-1",)
@@ -185,6 +187,27 @@ def test_an_upsert_is_staged_then_guarded_and_reports_inserted_per_row() -> None
     assert counted == (
         f"WITH merged AS ({statements.write}) SELECT count(*) FILTER (WHERE inserted) FROM merged"
     )
+
+
+def test_an_upsert_takes_rows_in_key_order_text_by_code_point() -> None:
+    """The staged upsert and the initial COPY order rows the same way (Python compares
+    strings by code point, PostgreSQL's "C" collation too), so loaders on either path
+    lock overlapping keys in one order."""
+    dialect = PostgresWarehouse(make_url("postgresql://nobody@127.0.0.1/none"))
+    columns = [Column("company", TEXT), Column("no", BIGINT), Column("_ifs_objversion", TEXT)]
+    batch = merge_batch("upsert", columns, ["company", "no"])
+    write = dialect.staged_merge(batch).write
+    assert ' ORDER BY "company" COLLATE "C", "no" ON CONFLICT ("company", "no")' in write
+    batch.rows = [("b", 2, "1"), ("a", 10, "1"), ("é", 1, "1"), ("a", 9, "1"), ("Z", 5, "1")]
+    assert [r[:2] for r in dialect._in_key_order(batch, batch.rows)] == [
+        ("Z", 5),
+        ("a", 9),
+        ("a", 10),
+        ("b", 2),
+        ("é", 1),
+    ]
+    batch.load_method = "append-only"
+    assert dialect._in_key_order(batch, batch.rows) is batch.rows
 
 
 def test_appends_and_keyless_tables_are_one_insert_select() -> None:
