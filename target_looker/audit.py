@@ -224,20 +224,23 @@ class AuditLog:
     def record_stream(
         self, stream: str, table_name: str, schema: dict, keys: list, bookmarks: list
     ) -> None:
-        wh = self.warehouse
-        with wh.transaction():
-            wh.execute(f"DELETE FROM {self.table(STREAMS)} WHERE stream = $1", (stream,))
-            wh.execute(
-                f"INSERT INTO {self.table(STREAMS)} VALUES ($1, $2, $3, $4, $5, $6)",
-                (
-                    stream,
-                    table_name,
-                    _encode(schema).decode(),
-                    _encode(keys).decode(),
-                    _encode(bookmarks).decode(),
-                    now(),
-                ),
-            )
+        q = self.warehouse.quote
+        updates = ", ".join(
+            f"{q(c.name)} = EXCLUDED.{q(c.name)}" for c in STREAMS.columns if c.name != "stream"
+        )
+        # One statement, so two runs recording the same stream at once cannot collide.
+        self.warehouse.execute(
+            f"INSERT INTO {self.table(STREAMS)} VALUES ($1, $2, $3, $4, $5, $6) "
+            f"ON CONFLICT (stream) DO UPDATE SET {updates}",
+            (
+                stream,
+                table_name,
+                _encode(schema).decode(),
+                _encode(keys).decode(),
+                _encode(bookmarks).decode(),
+                now(),
+            ),
+        )
 
     def record_rejects(self, batch_id: str | None, rejects: list[Reject]) -> None:
         """Inside the batch transaction: the rejects of this batch."""

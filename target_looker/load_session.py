@@ -236,8 +236,7 @@ class LoadSession:
             warehouse, audit = self._open()
 
             def record(job: Job) -> None:
-                with warehouse.transaction():
-                    audit.record_state(job.seal())
+                warehouse.run_transaction(lambda: audit.record_state(job.seal()))
 
             self._submit(record, state)
 
@@ -249,13 +248,16 @@ class LoadSession:
         logger = self.logger
 
         def retire(job: Job) -> None:
-            with warehouse.transaction():
+            def write() -> int:
                 count = warehouse.retire_old_versions(
                     table, version, hard_delete=hard_delete, deleted_at=now()
                 )
                 state = job.seal()  # a STATE that rode on this job is recorded with it
                 if state is not None:
                     audit.record_state(state)
+                return count
+
+            count = warehouse.run_transaction(write, what=f"ACTIVATE_VERSION of {stream}")
             logger.info(
                 "ACTIVATE_VERSION %s for %s: %d older rows %s",
                 version,

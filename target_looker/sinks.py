@@ -648,7 +648,8 @@ class BatchWork:
                     key_positions,
                 )
             )
-        with warehouse.transaction():
+
+        def write() -> BatchAudit:
             counts = warehouse.merge(prepared)
             confirm_rejected_keys(warehouse, self.batch, self.rejects)
             audit.record_rejects(self.batch_id, self.rejects)
@@ -667,8 +668,11 @@ class BatchWork:
                 checksum=checksum,
                 committed_at=now(),
             )
-            audit.record_batch(result, seal())
-        return result
+            audit.record_batch(result, seal())  # seal() may run again: same STATE
+            return result
+
+        # A deadlock or serialization failure rolls all of it back and runs it again.
+        return warehouse.run_transaction(write, what=f"{self.stream} batch {self.batch_id}")
 
 
 def confirm_rejected_keys(warehouse: Warehouse, batch: Batch, rejects: list[Reject]) -> int:
