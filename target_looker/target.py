@@ -22,6 +22,7 @@ import gc
 import time
 import typing as t
 
+import click
 import msgspec
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
@@ -38,7 +39,7 @@ from target_looker.sdk_adapter import SingerTargetAdapter
 from target_looker.sinks import LookerSink
 from target_looker.state_ledger import StateLedger
 from target_looker.warehouse import default_url
-from target_looker.warehouse.base import LOAD_METHODS, UPSERT
+from target_looker.warehouse.base import LOAD_METHODS, UPSERT, WarehouseError
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -387,7 +388,10 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
         """The CLI run, with the garbage collector tuned for bulk loading."""
         with bulk_loading_gc():
-            super().invoke(*args, **kwargs)
+            try:
+                super().invoke(*args, **kwargs)
+            except WarehouseError as exc:  # an operator's error: one line, no traceback
+                raise click.ClickException(str(exc)) from None
 
 
 @contextlib.contextmanager

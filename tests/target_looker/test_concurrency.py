@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import random
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -379,8 +381,28 @@ def test_a_second_duckdb_process_gets_a_one_line_error_naming_the_file(tmp_path)
         warehouse = open_warehouse(f"duckdb:///{path}")
         with pytest.raises(WarehouseError) as caught:
             warehouse.connect()
+        config = tmp_path / "target.json"
+        config.write_text(json.dumps({"warehouse_url": f"duckdb:///{path}"}))
+        schema_line = json.dumps(
+            {
+                "type": "SCHEMA",
+                "stream": "s",
+                "schema": {"properties": {"id": {"type": "integer"}}},
+                "key_properties": ["id"],
+            }
+        )
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "target-looker"), "--config", str(config)],
+            input=schema_line + "\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.communicate("", timeout=30)
+    assert cli.returncode != 0
+    assert "Traceback" not in cli.stderr
+    assert "another process" in cli.stderr
     message = str(caught.value)
     assert str(path) in message
     assert "\n" not in message
