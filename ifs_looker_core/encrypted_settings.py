@@ -69,7 +69,11 @@ def decrypt(setting: str, value: str, environ: Mapping[str, str] | None = None) 
         return value
     key, source = load_key_for(setting, environ)
     try:
-        return _fernet(key, source).decrypt(value[len(PREFIX) :].encode()).decode()
+        fernet = _fernet(key, source)
+    except SecretError as exc:
+        raise SecretError(f"setting '{setting}' is encrypted but {exc}") from None
+    try:
+        return fernet.decrypt(value[len(PREFIX) :].encode()).decode()
     except InvalidToken:
         raise SecretError(
             f"setting '{setting}': the encrypted value cannot be decrypted with the key from "

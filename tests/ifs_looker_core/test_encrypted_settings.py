@@ -55,7 +55,9 @@ def test_decrypt_settings_only_touches_named_settings() -> None:
             {KEY_ENV: generate_key()},
             "setting 'client_secret': the encrypted value cannot be decrypted",
         ),
+        ({KEY_ENV: "not-a-key"}, "setting 'client_secret' is encrypted but the key in"),
         ({KEY_ENV: "not-a-key"}, "is not a Fernet key"),
+        ({KEY_FILE_ENV: "/nonexistent/key"}, "setting 'client_secret' is encrypted but"),
         ({KEY_FILE_ENV: "/nonexistent/key"}, "cannot be read"),
     ],
 )
