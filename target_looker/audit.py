@@ -78,6 +78,9 @@ BATCHES = AuditTable(
         _col("max_bookmark"),
         _col("checksum"),
         _col("committed_at", TIMESTAMPTZ),
+        # The table the batch was written to when not `table_name`: an overwrite's shadow,
+        # which becomes `table_name` when the run swaps it in (only a succeeded run does).
+        _col("loaded_into"),
     ),
     ("batch_id",),
 )
@@ -143,6 +146,7 @@ class BatchAudit:
     max_bookmark: str | None
     checksum: str
     committed_at: datetime.datetime
+    loaded_into: str | None = None  # an overwrite's shadow table (see BATCHES)
 
 
 @dataclass
@@ -273,8 +277,8 @@ class AuditLog:
         self.warehouse.execute(
             f"INSERT INTO {self.table(BATCHES)} (run_id, batch_id, stream, table_name, "
             "records_in, rows_inserted, rows_updated, rows_skipped, rows_rejected, "
-            "min_bookmark, max_bookmark, checksum, committed_at) VALUES "
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "min_bookmark, max_bookmark, checksum, committed_at, loaded_into) VALUES "
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             (
                 batch.run_id,
                 batch.batch_id,
@@ -289,6 +293,7 @@ class AuditLog:
                 batch.max_bookmark,
                 batch.checksum,
                 batch.committed_at,
+                batch.loaded_into,
             ),
         )
         totals = dataclasses.replace(self.totals)

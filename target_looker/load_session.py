@@ -6,6 +6,10 @@ audit tables and the run's `_load_runs` row, hands jobs to the loader thread
 the end it marks the run succeeded and only then tells Looker; on failure it marks
 the run failed (or interrupted) and emits nothing more.
 
+Overwrite (overwrite.py): the batches of an overwrite stream load into the run's
+shadow of the table (created by the stream's first batch job), and `swap_in` submits
+the job that replaces the table with it; the target holds back STATE until then.
+
 Threads: once a job is submitted, the loader thread owns the connection until it is
 idle again. Main-thread code reaches the connection only through `idle_connection()`,
 which waits for that.
@@ -38,7 +42,9 @@ from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from target_looker.audit import AuditLog, BatchAudit, RunTotals, now
 from target_looker.committer import Committer, Job
 from target_looker.lookml import generate_lookml
+from target_looker.overwrite import Overwrite
 from target_looker.refresh import refresh_after_load
+from target_looker.sinks import ensure_table
 from target_looker.warehouse import open_warehouse
 from target_looker.warehouse.base import OVERWRITE
 from target_looker.warehouse.looker_sql_runner import LookerSqlRunnerWarehouse
@@ -48,7 +54,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from target_looker.refresh import LookerSettings
-    from target_looker.sinks import BatchWork
+    from target_looker.sinks import BatchWork, TablePlan
     from target_looker.warehouse import Warehouse
     from target_looker.warehouse.base import TableRef
 
@@ -93,7 +99,8 @@ class LoadSession:
         self._warehouse: Warehouse | None = None
         self._audit: AuditLog | None = None
         self._committer = Committer(self._on_committed)
-        self._overwritten: set[TableRef] = set()
+        self._overwrites: dict[TableRef, Overwrite] = {}  # in progress: not swapped in yet
+        self._all_overwrites: list[Overwrite] = []  # of the run, to drop its shadows on failure
         self._finished = False  # the run row has its final status
 
     # Settings ---------------------------------------------------------------------------
@@ -214,17 +221,91 @@ class LoadSession:
     def _submit(self, run: Callable[[Job], t.Any], state: dict | None) -> None:
         self._committer.submit(Job(run, state))
 
-    def truncates_first(self, table: TableRef, load_method: str) -> bool:
-        """Whether a batch for `table` empties it first: the first one of an overwrite run."""
-        if load_method != OVERWRITE or table in self._overwritten:
-            return False
-        self._overwritten.add(table)
-        return True
-
     def load(self, work: BatchWork, state: dict | None) -> None:
-        """Load and audit one batch on the loader thread; `state` is emitted after it commits."""
+        """Load and audit one batch on the loader thread; `state` is emitted after it commits.
+
+        A batch of an overwrite goes into the table's shadow, created by the first one.
+        """
         warehouse, audit = self._open()
-        self._submit(lambda job: work.load(warehouse, audit, job.seal), state)
+        overwrite = None
+        if work.batch.load_method == OVERWRITE:
+            table = work.batch.table
+            overwrite = self._overwrites.get(table)
+            if overwrite is None:
+                overwrite = self._overwrites[table] = Overwrite(work.stream, table, self.run_id)
+                self._all_overwrites.append(overwrite)
+            work.into = overwrite.shadow
+        logger = self.logger
+
+        def load(job: Job) -> BatchAudit:
+            if overwrite is not None and not overwrite.created:
+                others = [run_id for run_id, _, _ in audit.running_runs()]
+
+                def shape(shadow: TableRef) -> None:
+                    ensure_table(warehouse, t.cast("TablePlan", work.plan), OVERWRITE, shadow)
+
+                for name in overwrite.create(warehouse, others, shape):
+                    logger.info("Dropped %s, left by a run that did not finish", name)
+                logger.info(
+                    "Overwrite of %s: loading into %s, swapped in at the end",
+                    warehouse.qualified(overwrite.table),
+                    warehouse.qualified(overwrite.shadow),
+                )
+            return work.load(warehouse, audit, job.seal)
+
+        self._submit(load, state)
+
+    def shadow_of(self, table: TableRef) -> TableRef | None:
+        """The shadow this run is loading for `table` (an overwrite), once it exists."""
+        overwrite = self._overwrites.get(table)
+        return overwrite.shadow if overwrite is not None and overwrite.created else None
+
+    def is_overwriting(self, table: TableRef) -> bool:
+        """Batches of `table` went into a shadow that is not swapped in yet."""
+        return table in self._overwrites
+
+    def pending_overwrites(self) -> list[Overwrite]:
+        """Overwrites with batches submitted and no swap yet."""
+        return list(self._overwrites.values())
+
+    def swap_in(
+        self, table: TableRef, version: int | None, *, hard_delete: bool, state: dict | None
+    ) -> None:
+        """Replace `table` by its shadow, after the batches before; `state` is emitted
+        once the swap has committed.
+
+        `version`: the stream's ACTIVATE_VERSION; rows of older table versions are retired
+        in the shadow first (never in the table users read).
+        """
+        overwrite = self._overwrites.pop(table)
+        warehouse, audit = self._open()
+        logger = self.logger
+
+        def swap(job: Job) -> None:
+            if not overwrite.created:  # no batch ever reached it: nothing to swap in
+                warehouse.run_transaction(lambda: audit.record_state(job.seal()))
+                return
+            if version is not None:
+                count = warehouse.run_transaction(
+                    lambda: warehouse.retire_old_versions(
+                        overwrite.shadow, version, hard_delete=hard_delete, deleted_at=now()
+                    ),
+                    what=f"ACTIVATE_VERSION of {overwrite.stream}",
+                )
+                logger.info(
+                    "ACTIVATE_VERSION %s for %s: %d older rows %s in the new table",
+                    version,
+                    overwrite.stream,
+                    count,
+                    "deleted" if hard_delete else "marked _sdc_deleted_at",
+                )
+            overwrite.swap(warehouse, lambda: audit.record_state(job.seal()))
+            logger.info(
+                "Overwrite of %s: the newly loaded table replaced the old one",
+                warehouse.qualified(table),
+            )
+
+        self._submit(swap, state)
 
     def pass_on_state(self, state: dict) -> None:
         """A STATE that is safe once the jobs already submitted have committed.
@@ -323,6 +404,7 @@ class LoadSession:
         """Record the failed run and close; its uncommitted records were never
         acknowledged by STATE, so the next run replays them."""
         self._committer.stop()  # lets a running batch finish; queued ones are dropped
+        self._drop_shadows()
         if self._audit is not None and not self._finished:
             self._finished = True
             kind = "interrupted" if isinstance(error, SystemExit | KeyboardInterrupt) else "failed"
@@ -331,6 +413,21 @@ class LoadSession:
             except Exception:  # the warehouse may be what failed
                 self.logger.exception("Could not record the failed run %s", self.run_id)
         self.close()
+
+    def _drop_shadows(self) -> None:
+        """A failed run's shadows: never to be swapped in (the next run would drop them)."""
+        if self._warehouse is None:
+            return
+        for overwrite in self._all_overwrites:
+            if overwrite.created:  # not swapped in
+                try:
+                    self._warehouse.drop_table(overwrite.shadow)
+                except Exception as exc:  # the warehouse may be what failed
+                    self.logger.warning(
+                        "Could not drop %s (the next run will): %s", overwrite.shadow.name, exc
+                    )
+        self._overwrites.clear()
+        self._all_overwrites.clear()
 
     def close(self) -> None:
         """Stop the loader thread and close the connection (safe to call twice); on

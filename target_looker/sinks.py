@@ -8,10 +8,13 @@ A record that cannot be loaded never stops the run (SPEC 5.2): it becomes a reje
 with its stream, input line and reason. In a full-table sync its key still counts as
 seen: the batch that records the reject moves the stored row with that key to the
 sync's table version, so ACTIVATE_VERSION does not retire it (`confirm_rejected_keys`).
+In an overwrite the batches go into a shadow table (overwrite.py; `BatchWork.into`), and
+the stored row of a rejected record's key is carried into it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import hashlib
@@ -230,9 +233,15 @@ def plan_table(
     )
 
 
-def ensure_table(warehouse: Warehouse, plan: TablePlan, load_method: str) -> None:
-    """Create the table, or evolve it: add new columns, widen safely, refuse the rest."""
-    table = plan.table
+def ensure_table(
+    warehouse: Warehouse, plan: TablePlan, load_method: str, table: TableRef | None = None
+) -> None:
+    """Create the table, or evolve it: add new columns, widen safely, refuse the rest.
+
+    `table`: another table to make hold the plan's rows (an overwrite's shadow, which
+    starts as a copy of the table's definition); errors name the plan's table.
+    """
+    table = table or plan.table
     warehouse.ensure_schema(table.schema)
     existing = warehouse.existing_columns(table)
     keys = plan.keys if load_method != APPEND_ONLY else []
@@ -243,7 +252,8 @@ def ensure_table(warehouse: Warehouse, plan: TablePlan, load_method: str) -> Non
         current_key = warehouse.primary_key(table)
         if current_key != keys:
             raise WarehouseError(
-                f"table {warehouse.qualified(table)} has primary key {current_key or 'none'} "
+                f"table {warehouse.qualified(plan.table)} has primary key "
+                f"{current_key or 'none'} "
                 f"but the stream's key properties map to {keys}; a key change needs a new "
                 f"table (drop or rename the old one) or load_method='append-only'"
             )
@@ -260,7 +270,7 @@ def ensure_table(warehouse: Warehouse, plan: TablePlan, load_method: str) -> Non
         target_type = warehouse.widened(current, column.sql_type)
         if target_type is None:
             raise WarehouseError(
-                f"column {column.name!r} of {warehouse.qualified(table)} is "
+                f"column {column.name!r} of {warehouse.qualified(plan.table)} is "
                 f"{current.describe()} but the stream's schema now makes it "
                 f"{column.sql_type.describe()}; only widening (longer VARCHAR, VARCHAR to "
                 f"TEXT, BIGINT to NUMERIC) is automatic. Change the column by hand or load "
@@ -303,8 +313,16 @@ class LookerSink(BatchSink):
             warehouse=warehouse,
         )
         self.load_method = target.config.get("load_method") or UPSERT
-        ensure_table(warehouse, self.plan, self.load_method)
-        warehouse.note_table_state(self.plan.table)
+        if self.load_method == OVERWRITE:
+            # The table users read stays as it is until the swap: the first batch creates
+            # the shadow like it, shaped by this plan; a new SCHEMA mid-run reshapes that.
+            warehouse.ensure_schema(self.plan.table.schema)
+            shadow = target.session.shadow_of(self.plan.table)
+            if shadow is not None:
+                ensure_table(warehouse, self.plan, self.load_method, table=shadow)
+        else:
+            ensure_table(warehouse, self.plan, self.load_method)
+            warehouse.note_table_state(self.plan.table)
         audit.record_stream(
             self.stream_name,
             self.plan.table.name,
@@ -325,9 +343,10 @@ class LookerSink(BatchSink):
         self._last_extracted: tuple[str | None, datetime.datetime | None] = (None, None)
         names = self.plan.names
         self._version_index = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None
-        # A rejected record's key is kept (to confirm it in ACTIVATE_VERSION's sync) when
-        # the table is merged by key.
+        # A rejected record's key is kept (to confirm it in ACTIVATE_VERSION's sync, or to
+        # carry its stored row into an overwrite's new table) when the table is merged by key.
         self._keyed = self.load_method != APPEND_ONLY and bool(self.plan.keys)
+        self._overwrite = self.load_method == OVERWRITE
         self._key_positions = [names.index(k) for k in self.plan.keys]
         bookmarks = target.bookmark_properties.get(self.stream_name) or []
         sources = [c.source for c in self.plan.columns]
@@ -423,7 +442,7 @@ class LookerSink(BatchSink):
         self._all_raws.append(envelope.record)
         self._all_lines.append(line)
         self._dropped.append(len(self._all_raws) - 1)
-        key = self.plan.key_of_raw(envelope.record) if envelope.version is not None else None
+        key = self.plan.key_of_raw(envelope.record) if self._keeps_key(envelope) else None
         self._reject(envelope, reason, line, key)
 
     def _decode_renamed(self, raw: msgspec.Raw) -> t.Any:
@@ -444,7 +463,7 @@ class LookerSink(BatchSink):
         try:
             record = decode_generic(envelope.record)
         except (msgspec.DecodeError, RecursionError) as exc:
-            key = self.plan.key_of_raw(envelope.record) if envelope.version is not None else None
+            key = self.plan.key_of_raw(envelope.record) if self._keeps_key(envelope) else None
             self._reject(envelope, f"the record cannot be decoded: {exc}", line, key)
             return None
         if not isinstance(record, dict):
@@ -458,7 +477,7 @@ class LookerSink(BatchSink):
                 line,
             )
             return None
-        key = self.plan.key_of(record) if envelope.version is not None else None
+        key = self.plan.key_of(record) if self._keeps_key(envelope) else None
         unknown = [k for k in record if k not in self.plan.properties]
         for name in unknown:
             if name not in self._warned_fields:
@@ -478,6 +497,11 @@ class LookerSink(BatchSink):
             self._reject(envelope, f"fails schema: {exc}", line, key)
             return None
 
+    def _keeps_key(self, envelope: RecordEnvelope) -> bool:
+        """Whether a reject of this record keeps its key: in a full-table sync (a table
+        version) or an overwrite, the key is still in the source."""
+        return self._keyed and (envelope.version is not None or self._overwrite)
+
     def _reject(
         self, envelope: RecordEnvelope, reason: str, line: int, key: tuple | None = None
     ) -> None:
@@ -490,7 +514,7 @@ class LookerSink(BatchSink):
                 time_extracted=envelope.time_extracted,
                 table_version=envelope.version,
                 input_line=line or None,
-                key=key if self._keyed and envelope.version is not None else None,
+                key=key if self._keeps_key(envelope) else None,
             )
         )
 
@@ -500,7 +524,7 @@ class LookerSink(BatchSink):
         """SDK hook (used by the SDK's own drain paths): commit what is buffered."""
         self.target.commit_sink(self)
 
-    def take_batch(self, truncate_first: bool) -> BatchWork:
+    def take_batch(self) -> BatchWork:
         """Hand the buffered batch over for loading and start an empty one.
 
         The SDK's record counter (`record_count` metric) is counted here, once per batch:
@@ -528,7 +552,6 @@ class LookerSink(BatchSink):
                 rows=rows,
                 keys=self.plan.keys if self._keyed else [],
                 load_method=self.load_method,
-                truncate_first=truncate_first,
                 constants=self._constants(),
             ),
             stream=self.stream_name,
@@ -542,6 +565,7 @@ class LookerSink(BatchSink):
             all_lines=self._all_lines,
             min_bookmark=low,
             max_bookmark=high,
+            plan=self.plan,
         )
         self._reset_batch()
         return work
@@ -587,6 +611,7 @@ class LookerSink(BatchSink):
                     self._all_lines[origin],
                     reason,
                     self._key_positions if self._keyed else None,
+                    any_version=self._overwrite,
                 )
             )
         kept = [i for i in range(len(rows)) if i not in bad]
@@ -621,6 +646,9 @@ class BatchWork:
     all_lines: list[int]  # the input line of each record, aligned with all_raws
     min_bookmark: str | None
     max_bookmark: str | None
+    plan: TablePlan | None = None  # the stream's plan (an overwrite shapes its shadow by it)
+    #: Load into this table instead of `batch.table`: an overwrite's shadow (overwrite.py).
+    into: TableRef | None = None
 
     def load(
         self, warehouse: Warehouse, audit: AuditLog, seal: Callable[[], dict | None]
@@ -633,25 +661,30 @@ class BatchWork:
         """
         # One big buffer: hashlib releases the GIL for it, so decoding goes on meanwhile.
         checksum = hashlib.sha256(b"\n".join(self.all_raws)).hexdigest()
-        prepared = warehouse.prepare(self.batch)
-        keys = self.batch.keys
-        key_positions = [self.batch.column_names.index(k) for k in keys] if keys else None
+        batch = self.batch
+        if self.into is not None:
+            batch = dataclasses.replace(batch, table=self.into)
+        prepared = warehouse.prepare(batch)
+        keys = batch.keys
+        key_positions = [batch.column_names.index(k) for k in keys] if keys else None
         for position, reason in prepared.rejects:
             origin = self.origins[position] if self.origins else position
             self.rejects.append(
                 row_reject(
                     self.stream,
-                    self.batch.rows[position],
+                    batch.rows[position],
                     self.all_raws[origin],
                     self.all_lines[origin],
                     reason,
                     key_positions,
+                    any_version=self.into is not None,
                 )
             )
+        carry_from = self.batch.table if self.into is not None else None
 
         def write() -> BatchAudit:
             counts = warehouse.merge(prepared)
-            confirm_rejected_keys(warehouse, self.batch, self.rejects)
+            confirm_rejected_keys(warehouse, batch, self.rejects, carry_from=carry_from)
             audit.record_rejects(self.batch_id, self.rejects)
             result = BatchAudit(
                 run_id=self.run_id,
@@ -667,6 +700,7 @@ class BatchWork:
                 max_bookmark=self.max_bookmark,
                 checksum=checksum,
                 committed_at=now(),
+                loaded_into=None if self.into is None else self.into.name,
             )
             audit.record_batch(result, seal())  # seal() may run again: same STATE
             return result
@@ -675,21 +709,30 @@ class BatchWork:
         return warehouse.run_transaction(write, what=f"{self.stream} batch {self.batch_id}")
 
 
-def confirm_rejected_keys(warehouse: Warehouse, batch: Batch, rejects: list[Reject]) -> int:
-    """Rejected records of a full-table sync still prove their key exists in IFS.
+def confirm_rejected_keys(
+    warehouse: Warehouse, batch: Batch, rejects: list[Reject], carry_from: TableRef | None = None
+) -> int:
+    """Rejected records of a full-table sync (or an overwrite) still prove their key
+    exists in IFS.
 
-    The stored row with such a key joins the sync's table version (and is no longer
-    marked deleted, as for a row the version guard skipped), so ACTIVATE_VERSION's
-    retire step, which removes rows of older versions, leaves it alone: the row keeps
-    its last loaded values, and the reject waits in `_load_rejects` for replay. Runs
-    inside the batch's transaction; returns how many keys were looked up.
+    In an overwrite (`carry_from`: the table that `batch.table`, its shadow, will
+    replace), the stored row with such a key is first copied into the shadow, unless
+    the shadow has that key already. The stored row with such a key then joins the
+    sync's table version (and is no longer marked deleted, as for a row the version
+    guard skipped), so ACTIVATE_VERSION's retire step, which removes rows of older
+    versions, leaves it alone: the row keeps its last loaded values, and the reject
+    waits in `_load_rejects` for replay. Runs inside the batch's transaction; returns
+    how many keys were looked up.
     """
+    keyed = [r for r in rejects if r.key is not None and is_plain(r.key)]
+    if not keyed or not batch.keys:
+        return 0
+    if carry_from is not None:
+        carry_rows(warehouse, batch, carry_from, list(dict.fromkeys(r.key for r in keyed)))
     confirmed = [
-        (reject.key, reject.table_version)
-        for reject in rejects
-        if reject.key is not None and reject.table_version is not None and is_plain(reject.key)
+        (reject.key, reject.table_version) for reject in keyed if reject.table_version is not None
     ]
-    if not confirmed or not batch.keys:
+    if not confirmed:
         return 0
     confirmed = list(dict.fromkeys(confirmed))
     q = warehouse.quote
@@ -704,6 +747,26 @@ def confirm_rejected_keys(warehouse: Warehouse, batch: Batch, rejects: list[Reje
     )
     warehouse.executemany(sql, [(table_version, *key) for key, table_version in confirmed])
     return len(confirmed)
+
+
+def carry_rows(warehouse: Warehouse, batch: Batch, source: TableRef, keys: list[tuple]) -> None:
+    """Copy the rows with `keys` from `source` (if it exists) into `batch.table`, where it
+    lacks them; columns `source` lacks stay NULL."""
+    stored = warehouse.existing_columns(source)
+    if stored is None:
+        return
+    columns = [name for name in warehouse.existing_columns(batch.table) or {} if name in stored]
+    names = ", ".join(warehouse.quote(name) for name in columns)
+    match = key_match_sql(warehouse, batch.columns, batch.keys, first_param=1)
+    target = warehouse.qualified(batch.table)
+    # Identifiers go through Warehouse.quote; values are bound parameters. In the
+    # subquery the key columns are the target's (the innermost table).
+    warehouse.executemany(
+        f"INSERT INTO {target} ({names}) SELECT {names} "  # noqa: S608
+        f"FROM {warehouse.qualified(source)} WHERE {match} "
+        f"AND NOT EXISTS (SELECT 1 FROM {target} WHERE {match})",
+        keys,
+    )
 
 
 _PLAIN_KEY_TYPES = (str, int, decimal.Decimal, datetime.date, datetime.time)
@@ -739,11 +802,15 @@ def row_reject(
     line: int,
     reason: str,
     key_positions: list[int] | None,
+    *,
+    any_version: bool = False,
 ) -> Reject:
     """A reject for a row already decoded: message metadata comes from its tail.
 
     Its `received_at` is when its record arrived (the row's `_sdc_sequence`), as for a
-    record rejected on arrival: replay compares it with the stored row's.
+    record rejected on arrival: replay compares it with the stored row's. Its key is
+    kept (`key_positions`) when the record has a table version, or `any_version` (an
+    overwrite).
     """
     extracted, received_ns, version = row[-len(PER_RECORD) :]
     return Reject(
@@ -756,7 +823,7 @@ def row_reject(
         input_line=line or None,
         key=(
             tuple(row[i] for i in key_positions)
-            if key_positions is not None and version is not None
+            if key_positions is not None and (version is not None or any_version)
             else None
         ),
     )

@@ -3,7 +3,9 @@
 STATE semantics: a STATE message is emitted only once every record received before
 it is committed, right after the batch that made it safe (not only at the end). A
 failed write raises, so the process exits non-zero without newer state, and the
-next run replays from the last committed bookmark.
+next run replays from the last committed bookmark. With `load_method: overwrite` a
+stream's records are committed into a shadow table that users cannot see until it is
+swapped in (overwrite.py), so STATE after its first record waits for the swap.
 
 The parts, one job each:
 - `TargetLooker` (here): settings, and routing Singer messages to sinks; decides when
@@ -39,10 +41,12 @@ from target_looker.sdk_adapter import SingerTargetAdapter
 from target_looker.sinks import LookerSink
 from target_looker.state_ledger import StateLedger
 from target_looker.warehouse import default_url
-from target_looker.warehouse.base import LOAD_METHODS, UPSERT, WarehouseError
+from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT, WarehouseError
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from target_looker.warehouse.base import TableRef
 
 DEFAULT_BATCH_SIZE_ROWS = 10_000
 # Buffered records older than this are committed even if their batch is not full
@@ -314,8 +318,8 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         for stream_map in self.mapper.stream_maps.get(stream, []):
             alias = stream_map.stream_alias
             previous = self._activations.get(alias)
-            if previous is not None and previous != version:
-                self._retire_old_versions(alias, previous)
+            if previous is not None and previous != version:  # the previous one is complete
+                self._complete_version(alias, previous)
             self._activations[alias] = version
 
     def process_batch_manifest(self, message: dict) -> None:
@@ -338,10 +342,15 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         return self.ledger.take_safe(oldest)
 
     def commit_sink(self, sink: LookerSink) -> None:
-        """Hand one sink's batch to the loader thread; the STATE it makes safe rides on it."""
+        """Hand one sink's batch to the loader thread; the STATE it makes safe rides on it.
+
+        An overwrite's batch is invisible until the swap: its records hold STATE back.
+        """
         if not sink.current_size:
             return
-        work = sink.take_batch(self.session.truncates_first(sink.plan.table, sink.load_method))
+        if sink.load_method == OVERWRITE:
+            self.ledger.hold(sink.plan.table, t.cast("int", sink.first_seq))
+        work = sink.take_batch()
         self.session.load(work, self._take_safe_state())
 
     def commit_all(self) -> None:
@@ -353,24 +362,44 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         self.release_retired_sinks()
         self._last_full_commit = time.monotonic()
 
-    def _retire_old_versions(self, stream: str, version: int) -> None:
+    def _complete_version(self, stream: str, version: int) -> None:
+        """Full-table version `version` of `stream` is complete: rows of older versions go.
+
+        In an overwrite in progress, the shadow (retired inside) replaces the table.
+        """
         sink = self.active_sink(stream)
         if sink is None:
             return
         self.commit_sink(sink)
+        if self.session.is_overwriting(sink.plan.table):
+            self._swap_in(sink.plan.table, version)
+            return
         self.session.retire_old_versions(
             stream, sink.plan.table, version, hard_delete=bool(self.config.get("hard_delete"))
         )
 
+    def _swap_in(self, table: TableRef, version: int | None) -> None:
+        """An overwrite's shadow replaces `table`; the STATE its records held back rides
+        on the swap."""
+        self.ledger.release(table)
+        self.session.swap_in(
+            table,
+            version,
+            hard_delete=bool(self.config.get("hard_delete")),
+            state=self._take_safe_state(),
+        )
+
     def process_endofpipe(self) -> None:
-        """End of input: commit everything, retire old versions, pass on the last STATE,
-        finish the run, then the Looker step."""
+        """End of input: commit everything, swap overwrites in, retire old versions, pass
+        on the last STATE, finish the run, then the Looker step."""
         try:
             if not self.session.is_open and not self.ledger.has_pending:
                 return
             self.commit_all()
+            for overwrite in self.session.pending_overwrites():
+                self._swap_in(overwrite.table, self._activations.pop(overwrite.stream, None))
             for stream, version in list(self._activations.items()):
-                self._retire_old_versions(stream, version)
+                self._complete_version(stream, version)
             self._activations.clear()
             state = self._take_safe_state()
             if state is not None:

@@ -16,6 +16,12 @@ a run). So:
   for the object (`ddl_lock`; PostgreSQL: an advisory lock), then re-reads what exists
   and changes only what is still missing. "Already exists" from a loader that does
   not take the lock is retried the same way, and then found by the re-read.
+
+`load_method: overwrite` (target_looker/overwrite.py) loads a shadow table beside the
+table (`create_shadow`) and swaps it in with `swap_in`, inside one transaction: rename
+the old table away, rename the shadow in, drop the old one. A dialect whose DDL cannot
+run inside a transaction overrides `swap_in` with its own atomic replacement, and
+`table_names` where `information_schema.tables` is not the catalog.
 """
 
 # SQL here is built from identifiers passed through Warehouse.quote (tested) and
@@ -73,7 +79,9 @@ class Batch:
     rows: list[tuple]
     keys: list[str]  # column names
     load_method: str
-    truncate_first: bool = False  # overwrite: first batch of the run empties the table
+    #: No longer set by the target: an overwrite loads a shadow table and swaps it in
+    #: (target_looker/overwrite.py). Kept False for dialect modules that still read it.
+    truncate_first: bool = False
     constants: list[tuple[Column, t.Any]] = field(default_factory=list)  # same for every row
 
     @property
@@ -468,6 +476,91 @@ class Warehouse(abc.ABC):
                 self.execute(self.add_column_sql(table, column))
             else:
                 self._widen(table, current, existing[current], column.sql_type)
+
+    # Overwrite: a table replaced whole by one loaded beside it ----------------------
+
+    def table_names(self, schema: str) -> list[str]:
+        """The names of the tables in `schema`."""
+        return [
+            row[0]
+            for row in self.fetchall(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1",
+                (schema,),
+            )
+        ]
+
+    def rename_table_sql(self, table: TableRef, new_name: str) -> str:
+        """`table` renamed `new_name`, in the same schema."""
+        return f"ALTER TABLE {self.qualified(table)} RENAME TO {self.quote(new_name)}"
+
+    def drop_table_sql(self, table: TableRef, *, if_exists: bool = False) -> str:
+        """Never CASCADE: an object that depends on the table (a view) makes it fail."""
+        return f"DROP TABLE {'IF EXISTS ' if if_exists else ''}{self.qualified(table)}"
+
+    def create_like_sql(self, new: TableRef, like: TableRef) -> str | None:
+        """The dialect's statement creating `new` empty and defined like `like` (with its
+        primary key), or None: `create_shadow` builds it from `like`'s columns."""
+        return None
+
+    def drop_table(self, table: TableRef) -> None:
+        """Drop `table` if it exists, in a transaction of its own."""
+        self.run_transaction(
+            lambda: self.execute(self.drop_table_sql(table, if_exists=True)),
+            what=f"dropping {self.qualified(table)}",
+        )
+
+    def create_shadow(self, shadow: TableRef, table: TableRef) -> None:
+        """Create `shadow` empty, with the columns, types and primary key of `table`
+        (which exists); a table already named `shadow` is dropped first.
+
+        Holds `table`'s DDL lock, so no other loader changes its definition meanwhile.
+        """
+
+        def create() -> None:
+            if self.existing_columns(shadow) is not None:
+                self.execute(self.drop_table_sql(shadow))
+            sql = self.create_like_sql(shadow, table)
+            if sql is None:
+                existing = self.existing_columns(table)
+                if existing is None:
+                    raise WarehouseError(
+                        f"table {self.qualified(table)} disappeared while it was being loaded"
+                    )
+                columns = [Column(name, sql_type) for name, sql_type in existing.items()]
+                sql = self.create_table_sql(shadow, columns, self.primary_key(table))
+            self.execute(sql)
+
+        self.guarded_ddl(self._table_lock_name(table), create)
+
+    def swap_statements(
+        self, table: TableRef, shadow: TableRef, retired: TableRef, *, table_exists: bool
+    ) -> list[str]:
+        """The statements that make `shadow` the table named `table`: the old table is
+        renamed `retired`, `shadow` takes its name, the old one is dropped (a dependent
+        object fails the DROP, and so the transaction). A dialect may read the catalog
+        here (e.g. the grants to carry over)."""
+        if not table_exists:
+            return [self.rename_table_sql(shadow, table.name)]
+        return [
+            self.rename_table_sql(table, retired.name),
+            self.rename_table_sql(shadow, table.name),
+            self.drop_table_sql(retired),
+        ]
+
+    def swap_in(self, table: TableRef, shadow: TableRef, retired: TableRef) -> None:
+        """Inside the caller's transaction: `shadow` replaces `table` (see `swap_statements`).
+
+        Readers see the old table until the transaction commits, then the new one. Holds
+        `table`'s DDL lock.
+        """
+        self.ddl_lock(self._table_lock_name(table))
+        exists = self.existing_columns(table) is not None
+        for sql in self.swap_statements(table, shadow, retired, table_exists=exists):
+            self.execute(sql)
+
+    def error_text(self, exc: BaseException) -> str:
+        """An error of this warehouse in one line for a message (details where known)."""
+        return _first_line(exc)
 
     # Loading ------------------------------------------------------------------------
 

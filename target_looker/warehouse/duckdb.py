@@ -16,6 +16,7 @@ file and the process that holds it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import decimal
 import math
 import re
@@ -252,16 +253,7 @@ class DuckDBWarehouse(Warehouse):
                 values = [None if v is None else _json_encode(v).decode() for v in values]
             arrays.append(pa.array(values, type=self._arrow_type(column.sql_type)))
         table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-        prepared_batch = Batch(
-            batch.table,
-            batch.columns,
-            rows,
-            batch.keys,
-            batch.load_method,
-            batch.truncate_first,
-            batch.constants,
-        )
-        return Prepared(prepared_batch, table, sorted(rejects.items()))
+        return Prepared(dataclasses.replace(batch, rows=rows), table, sorted(rejects.items()))
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         batch = prepared.batch
@@ -274,8 +266,6 @@ class DuckDBWarehouse(Warehouse):
         select = ", ".join(source[c] for c in names)
         self.con.register(_STAGE, prepared.payload)
         try:
-            if batch.truncate_first:
-                self.execute(f"DELETE FROM {target}")
             if not batch.keys or batch.load_method == APPEND_ONLY:
                 inserted = self.execute(
                     f"INSERT INTO {target} ({columns}) SELECT {select} FROM {_STAGE} AS s", params

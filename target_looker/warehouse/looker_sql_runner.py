@@ -368,8 +368,6 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         batch, rows = prepared.batch, prepared.payload
         statements = self.staged_merge(batch)
         predicted = self._predict(batch, rows)
-        if statements.truncate:
-            script.append(statements.truncate)
         script.extend(statements.create_stage)
         script.extend(insert_values(statements.stage, statements.stage_columns, rows))
         if not statements.upsert:
@@ -387,7 +385,7 @@ class LookerSqlRunnerWarehouse(PostgresDialect):
         The same decision the upsert's version guard makes (target_looker.merge), taken
         before the script runs; `expect_merged` makes the script check it came true.
         """
-        if not batch.keys or batch.truncate_first or batch.load_method == APPEND_ONLY or not rows:
+        if not batch.keys or batch.load_method == APPEND_ONLY or not rows:
             return MergeCounts(inserted=len(rows))
         names = batch.column_names
         version_position = names.index(VERSION_COLUMN) if VERSION_COLUMN in names else None

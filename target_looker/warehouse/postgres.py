@@ -102,6 +102,10 @@ ALREADY_EXISTS_ERRORS = (
     errors.DuplicateSchema,
     errors.DuplicateColumn,
 )
+# Table privileges (aclexplode's names) that an overwrite carries over to the new table.
+TABLE_PRIVILEGES = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"}
+)
 # Key types whose order PostgreSQL and Python agree on once text compares in code points.
 _TEXT_KINDS = ("text", "varchar")
 
@@ -188,7 +192,7 @@ class StagedMerge:
 
     Built from quoted identifiers and fixed fragments only; the batch's constant columns
     are the parameters `$1..$n` of `write`, whose values are `params`. A transport runs,
-    inside one transaction: `truncate` (if set), each of `create_stage`, its own load of
+    inside one transaction: each of `create_stage`, its own load of
     the batch's rows into `stage` (columns `stage_columns`, in `Batch.columns` order),
     `write`, then `confirm_presence` (if set).
 
@@ -204,7 +208,6 @@ class StagedMerge:
     write: str
     params: tuple[t.Any, ...]
     upsert: bool
-    truncate: str | None = None
     confirm_presence: str | None = None
 
 
@@ -256,6 +259,51 @@ class PostgresDialect(Warehouse):
 
     def is_already_exists(self, exc: BaseException) -> bool:
         return isinstance(exc, ALREADY_EXISTS_ERRORS)
+
+    def error_text(self, exc: BaseException) -> str:
+        """The error's first line, and PostgreSQL's DETAIL when it gave one (e.g. which
+        view depends on a table)."""
+        text = super().error_text(exc)
+        diag = getattr(exc, "diag", None)
+        detail = getattr(diag, "message_detail", None)
+        return f"{text} ({' '.join(detail.split())})" if detail else text
+
+    # Overwrite ------------------------------------------------------------------------------
+
+    def create_like_sql(self, new: TableRef, like: TableRef) -> str:
+        """`LIKE ... INCLUDING ALL`: the primary key, and what a DBA added to the table
+        (indexes, defaults, check constraints, comments) come along."""
+        return f"CREATE TABLE {self.qualified(new)} (LIKE {self.qualified(like)} INCLUDING ALL)"
+
+    def swap_statements(
+        self, table: TableRef, shadow: TableRef, retired: TableRef, *, table_exists: bool
+    ) -> list[str]:
+        """The rename-swap, after the old table's grants (e.g. SELECT for Looker's user)
+        are given on the new one too."""
+        swap = super().swap_statements(table, shadow, retired, table_exists=table_exists)
+        return [*self.grant_statements(table, shadow), *swap] if table_exists else swap
+
+    def grant_statements(self, source: TableRef, target: TableRef) -> list[str]:
+        """GRANTs that give on `target` what other roles than the owner hold on `source`."""
+        rows = self.fetchall(
+            "SELECT r.rolname, a.privilege_type, a.is_grantable "
+            "FROM pg_class AS c CROSS JOIN LATERAL aclexplode(c.relacl) AS a "
+            "LEFT JOIN pg_roles AS r ON r.oid = a.grantee "
+            "WHERE c.oid = to_regclass($1) AND a.grantee <> c.relowner "
+            "ORDER BY 1, 2",
+            (self.qualified(source),),
+        )
+        statements = []
+        for role, privilege, grantable in rows:
+            if privilege not in TABLE_PRIVILEGES:  # a keyword spliced into SQL: known ones only
+                raise WarehouseError(
+                    f"{self.qualified(source)} has a privilege {privilege!r} that target-looker "
+                    f"cannot carry over to its new contents"
+                )
+            grantee = "PUBLIC" if role is None else self.quote(role)
+            option = " WITH GRANT OPTION" if grantable and role is not None else ""
+            statements.append(f"GRANT {privilege} ON {self.qualified(target)} TO {grantee}{option}")
+        return statements
 
     def key_order(self, batch: Batch) -> str:
         """The ORDER BY that makes every loader lock a batch's rows in the same order:
@@ -324,7 +372,6 @@ class PostgresDialect(Warehouse):
             ),
             params=tuple(params),
             upsert=upsert,
-            truncate=f"DELETE FROM {target}" if batch.truncate_first else None,
             confirm_presence=(
                 self._confirm_presence_sql(batch, target, stage)
                 if upsert and TABLE_VERSION_COLUMN in batch.column_names
@@ -484,11 +531,7 @@ class PostgresWarehouse(PostgresDialect):
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         statements = self.staged_merge(prepared.batch)
-        table = prepared.batch.table
-        if statements.truncate:
-            self.execute(statements.truncate)
-            self._may_be_new.add(table)
-        if table in self._may_be_new or not statements.upsert:
+        if prepared.batch.table in self._may_be_new or not statements.upsert:
             counts = self._copy_direct(prepared)
             if counts is not None:
                 return counts

@@ -115,3 +115,35 @@ def test_an_emitted_state_never_runs_ahead_of_the_data(seed: int) -> None:
     assert not ledger.has_pending
     if next_state:
         assert emitted[-1] == next_state - 1
+
+
+# Held records: committed, not visible yet (an overwrite's shadow table) ---------------------
+
+
+def test_held_records_hold_back_the_states_after_them_until_released() -> None:
+    ledger = StateLedger()
+    ledger.state_received({"n": 0})
+    first, second = records(ledger, 2)
+    ledger.state_received({"n": 2})
+    ledger.hold("items", first)  # records 1-2 are in the shadow, committed
+    assert ledger.take_safe(oldest_buffered=None) == {"n": 0}
+    records(ledger, 1)
+    ledger.state_received({"n": 3})
+    ledger.hold("items", second)  # holding again keeps the earliest record
+    assert ledger.take_safe(oldest_buffered=None) is None
+    ledger.release("items")  # the swap is submitted: its STATE rides on it
+    assert ledger.take_safe(oldest_buffered=None) == {"n": 3}
+
+
+def test_a_held_stream_and_a_buffered_one_the_oldest_record_wins() -> None:
+    ledger = StateLedger()
+    held = records(ledger, 2)
+    ledger.state_received({"n": 2})
+    buffered = records(ledger, 2)
+    ledger.state_received({"n": 4})
+    ledger.hold("a", held[0])
+    assert ledger.take_safe(oldest_buffered=buffered[0]) is None
+    ledger.release("a")
+    assert ledger.take_safe(oldest_buffered=buffered[0]) == {"n": 2}
+    ledger.release("never held")  # harmless
+    assert ledger.take_safe(oldest_buffered=None) == {"n": 4}

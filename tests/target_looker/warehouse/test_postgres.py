@@ -180,7 +180,6 @@ def test_an_upsert_is_staged_then_guarded_and_reports_inserted_per_row() -> None
     )
     assert statements.write.endswith("RETURNING (t.xmax = 0) AS inserted")
     assert statements.params == ("run-1",)
-    assert statements.truncate is None
     assert statements.confirm_presence is not None
     assert statements.confirm_presence.startswith(f"UPDATE {statements.target} AS t SET")
     counted = postgres.select_from_upsert(statements.write, postgres.MERGED_INSERTED)
@@ -220,6 +219,3 @@ def test_appends_and_keyless_tables_are_one_insert_select() -> None:
             'SELECT "id", CAST($1 AS TEXT) FROM "target_looker_stage"'
         )
         assert statements.confirm_presence is None
-    batch = merge_batch("overwrite", [Column("id", BIGINT)], ["id"])
-    batch.truncate_first = True
-    assert dialect.staged_merge(batch).truncate == f"DELETE FROM {statements.target}"
