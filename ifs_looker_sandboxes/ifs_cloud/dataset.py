@@ -4,11 +4,18 @@ Everything is derived from `SandboxConfig.seed`, so two sandboxes with the same
 settings serve identical rows. Generators yield `(entity_set, row, changed_at)`
 where `row` maps property names to Python values (Decimal, date, datetime) and
 `changed_at` feeds the row's objversion.
+
+GL voucher rows, millions of them, are not kept as rows: `VoucherPlan` replays
+the seed's random draws once, exactly as `voucher_rows` makes them, and keeps
+what each draw chose in a few bytes per row (account, code parts, amount, ...).
+Any row can then be made on demand, the same row `voucher_rows` yields.
 """
 
 from __future__ import annotations
 
 import random
+from array import array
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -406,3 +413,336 @@ def generate(config: SandboxConfig) -> Iterator[Generated]:
     yield from reference_rows(config)
     yield from supply_chain_rows(config)
     yield from voucher_rows(config)
+
+
+# All generated vouchers, compactly ----------------------------------------------------------------
+
+# What `VoucherPlan.values` gives, in order: the built-in VoucherRow's properties up to
+# VoucherStatus (Objgrants, luname and keyref, its last three, are the store's).
+VOUCHER_COLUMNS: tuple[str, ...] = (
+    "Company",
+    "VoucherType",
+    "AccountingYear",
+    "VoucherNo",
+    "RowNo",
+    "VoucherDate",
+    "EntryDate",
+    "AccountingPeriod",
+    "Account",
+    "AccountDesc",
+    *(name for c in CODE_PARTS for name in (f"Code{c}", f"Code{c}Desc")),
+    "DebetAmount",
+    "CreditAmount",
+    "Amount",
+    "CurrencyDebetAmount",
+    "CurrencyCreditAmount",
+    "CurrencyAmount",
+    "CurrencyCode",
+    "CurrencyRate",
+    "Quantity",
+    "Text",
+    "TransCode",
+    "CorrectionRow",
+    "VoucherStatus",
+)
+ZERO = Decimal(0)
+MICRO = Decimal("0.000001")
+ONE = Decimal("1")
+AMOUNT_SCALES = (2, 2, 2, 3, 6)
+SCALE_FACTORS = tuple(Decimal(1).scaleb(-s) for s in range(7))  # Decimal(m) * these: m scaled
+BIG_AMOUNT = 0  # a mantissa of 0 (no amount is 0): the amount is in VoucherPlan.big_mantissa
+
+# The code parts of a row as two numbers, a digit per part (0: no value, n: its n-th value):
+# parts B, C, D (CODES_HIGH_VALUES) and parts E to J (CODES_LOW_VALUES, CODES_LOW of them).
+_CODE_RADICES = tuple(len(CODE_VALUES[c][1]) + 1 for c in CODE_PARTS)
+CODES_LOW = 1
+for _radix in _CODE_RADICES[3:]:
+    CODES_LOW *= _radix
+
+
+def _code_table(parts: str) -> tuple[tuple[str | None, ...], ...]:
+    """Per combined digit of `parts`: (CodeX, CodeXDesc, ...) values, in digit order."""
+    table: list[tuple[str | None, ...]] = [()]
+    for c in parts:
+        values = CODE_VALUES[c][1]
+        options = [(None, None), *((v, code_description(c, v)) for v in values)]
+        table = [t + o for t in table for o in options]
+    return tuple(table)
+
+
+CODES_HIGH_VALUES = _code_table("BCD")
+CODES_LOW_VALUES = _code_table("EFGHIJ")
+# per code part: (values, bits `randrange` draws per try, radix)
+_CODE_DRAWS = tuple(
+    (len(CODE_VALUES[c][1]), len(CODE_VALUES[c][1]).bit_length(), r)
+    for c, r in zip(CODE_PARTS, _CODE_RADICES, strict=True)
+)
+_ANALYSED = ("Cost", "Revenues")  # accounts whose rows carry code parts
+
+
+def _pool(accounts: list[AccountDef]) -> tuple[tuple[int, bool, bool], ...]:
+    """(index in ACCOUNTS, draws a quantity, draws code parts) per account of a pool."""
+    return tuple((ACCOUNTS.index(a), a.group == "STOCK", a.logical in _ANALYSED) for a in accounts)
+
+
+_DEBIT_POOL = _pool(DEBIT_ACCOUNTS)
+_CREDIT_POOL = _pool(CREDIT_ACCOUNTS)
+_POOL_BITS = (len(_DEBIT_POOL).bit_length(), len(_CREDIT_POOL).bit_length())
+
+
+@dataclass(frozen=True, eq=False)
+class VoucherBlock:
+    """One company's vouchers entered on one day: rows `first_row` on, vouchers `first_voucher`
+    on (positions in `voucher_rows(config)` order, all companies)."""
+
+    company: str
+    entry_date: date
+    first_row: int
+    row_count: int
+    first_voucher: int
+    voucher_count: int
+
+    @property
+    def changed_at(self) -> datetime:
+        day = self.entry_date
+        return datetime(day.year, day.month, day.day, 18, 0, tzinfo=UTC)
+
+
+class VoucherPlan:
+    """Every row `voucher_rows(config)` yields, in its order, in about 20 bytes a row.
+
+    Made by replaying the seed's draws as `VoucherFactory` makes them (`randrange(n)` is
+    `getrandbits(n.bit_length())` until below n, as `random.Random` does it), keeping what
+    each draw chose. `values(i)` is row i again; `find(key)` is the row with that key.
+
+    Per voucher, `voucher` packs its type (index in VOUCHER_TYPES, bits 0-1), the days
+    between voucher and entry date (2-3), foreign currency (4), text (index in TEXTS, 5-7)
+    and number of rows (8-10); `voucher_number` and `voucher_first_row` are its number and
+    first row. Per row, `row_bits` packs its account (index in ACCOUNTS, bits 0-4), amount
+    scale (5-7), quantity (0: null, 8-16), code parts B-D (index in CODES_HIGH_VALUES, 17-24)
+    and E-J (index in CODES_LOW_VALUES, 25 on);
+    the amount is `mantissa` * 10**-scale (a mantissa of BIG_AMOUNT: in `big_mantissa`).
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        if len(set(config.companies)) != len(config.companies):
+            raise ValueError("a voucher plan needs distinct companies")
+        self.blocks: list[VoucherBlock] = []
+        self.block_first_voucher = array("q")
+        self.voucher = array("H")
+        self.voucher_number = array("I")
+        self.voucher_first_row = array("q")
+        self.row_bits = array("q")
+        self.mantissa = array("q")
+        self.big_mantissa: dict[int, int] = {}
+        # (company, type index, year) -> voucher positions by number (year * 100000 + 1 first)
+        self.by_number: dict[tuple[str, int, int], array] = {}
+        for index, company in enumerate(config.companies):
+            self._replay(config, index, company)
+        self.row_count = len(self.row_bits)
+
+    def _replay(self, config: SandboxConfig, index: int, company: str) -> None:
+        """Every draw `voucher_rows` makes for one company, in its order, kept compactly."""
+        rng = random.Random(f"{config.seed}:vouchers:{index}")
+        bits, uniform = rng.getrandbits, rng.random
+        target = config.voucher_rows_per_company
+        voucher, v_number, v_first = self.voucher, self.voucher_number, self.voucher_first_row
+        row_bits, mantissa, big = self.row_bits, self.mantissa, self.big_mantissa
+        code_draws, scales = _CODE_DRAWS, AMOUNT_SCALES
+        debit_pool, debit_bits, debit_n = _DEBIT_POOL, _POOL_BITS[0], len(_DEBIT_POOL)
+        credit_pool, credit_bits, credit_n = _CREDIT_POOL, _POOL_BITS[1], len(_CREDIT_POOL)
+        powers = tuple(10**n for n in range(7))
+        int64 = 2**63
+        base = len(row_bits)  # this company's first row
+        produced = 0
+        while produced < target:
+            day_index = produced * DAYS // target
+            day = FIRST_DAY + timedelta(days=day_index)
+            year = day.year
+            numbered = [
+                self.by_number.setdefault((company, t, year), array("I"))
+                for t in range(len(VOUCHER_TYPES))
+            ]
+            block_row, block_voucher = base + produced, len(voucher)
+            while produced < target and produced * DAYS // target == day_index:
+                voucher_type = bits(3)
+                while voucher_type >= 4:
+                    voucher_type = bits(3)
+                numbers = numbered[voucher_type]
+                v_number.append(year * 100000 + len(numbers) + 1)
+                numbers.append(len(v_first))
+                first = base + produced
+                v_first.append(first)
+                back = bits(3)
+                while back >= 4:
+                    back = bits(3)
+                debits = bits(2)
+                while debits >= 3:
+                    debits = bits(2)
+                debits += 1
+                amounts = []
+                top = 2
+                for _ in range(debits):
+                    if uniform() < 0.02:
+                        r = bits(67)
+                        while r >= 9 * 10**19:
+                            r = bits(67)
+                        amounts.append((10**19 + r, 6))
+                        top = 6
+                    else:
+                        r = bits(3)
+                        while r >= 5:
+                            r = bits(3)
+                        s = scales[r]
+                        if s > top:
+                            top = s
+                        r = bits(26)
+                        while r >= 49_999_900:
+                            r = bits(26)
+                        amounts.append((100 + r, s))
+                amounts.append((-sum(m * powers[top - s] for m, s in amounts), top))
+                foreign = uniform() < 0.15
+                text = bits(3)
+                while text >= 7:
+                    text = bits(3)
+                voucher.append(
+                    voucher_type | back << 2 | foreign << 4 | text << 5 | (debits + 1) << 8
+                )
+                for row, (m, s) in enumerate(amounts):
+                    if row < debits:
+                        r = bits(debit_bits)
+                        while r >= debit_n:
+                            r = bits(debit_bits)
+                        position, stock, analysed = debit_pool[r]
+                    else:
+                        r = bits(credit_bits)
+                        while r >= credit_n:
+                            r = bits(credit_bits)
+                        position, stock, analysed = credit_pool[r]
+                    packed = position | s << 5
+                    if stock:
+                        r = bits(9)
+                        while r >= 499:
+                            r = bits(9)
+                        packed |= (1 + r) << 8
+                    if analysed:
+                        code = 0
+                        for count, k, radix in code_draws:
+                            if uniform() < 0.7:
+                                r = bits(k)
+                                while r >= count:
+                                    r = bits(k)
+                                code = code * radix + r + 1
+                            else:
+                                code *= radix
+                        high, low = divmod(code, CODES_LOW)
+                        packed |= high << 17 | low << 25
+                    row_bits.append(packed)
+                    if -int64 < m < int64:
+                        mantissa.append(m)
+                    else:
+                        mantissa.append(BIG_AMOUNT)
+                        big[first + row] = m
+                produced += debits + 1
+            self.block_first_voucher.append(block_voucher)
+            self.blocks.append(
+                VoucherBlock(
+                    company,
+                    day,
+                    block_row,
+                    base + produced - block_row,
+                    block_voucher,
+                    len(voucher) - block_voucher,
+                )
+            )
+
+    # rows ----------------------------------------------------------------------------------------
+
+    def voucher_of(self, row: int) -> int:
+        return bisect_right(self.voucher_first_row, row) - 1
+
+    def block_of(self, voucher: int) -> VoucherBlock:
+        return self.blocks[bisect_right(self.block_first_voucher, voucher) - 1]
+
+    def amount(self, row: int) -> Decimal:
+        bits = self.row_bits[row]
+        m = self.mantissa[row] or self.big_mantissa[row]
+        return Decimal(m) * SCALE_FACTORS[bits >> 5 & 7]
+
+    def key(self, row: int) -> tuple[str, str, int, int, int]:
+        """(Company, VoucherType, AccountingYear, VoucherNo, RowNo) of row `row`."""
+        v = self.voucher_of(row)
+        block = self.block_of(v)
+        return (
+            block.company,
+            VOUCHER_TYPES[self.voucher[v] & 3],
+            block.entry_date.year,
+            self.voucher_number[v],
+            row - self.voucher_first_row[v] + 1,
+        )
+
+    def find(self, key: tuple) -> int | None:
+        """The row with this (Company, VoucherType, AccountingYear, VoucherNo, RowNo), if any."""
+        company, voucher_type, year, number, row_no = key
+        if not all(type(n) is int for n in (year, number, row_no)):
+            return None
+        if voucher_type not in VOUCHER_TYPES:
+            return None
+        numbers = self.by_number.get((company, VOUCHER_TYPES.index(voucher_type), year))
+        position = number - year * 100000 - 1
+        if numbers is None or not 0 <= position < len(numbers):
+            return None
+        v = numbers[position]
+        if not 1 <= row_no <= self.voucher[v] >> 8:
+            return None
+        return self.voucher_first_row[v] + row_no - 1
+
+    def values(self, row: int) -> tuple:
+        """Row `row` as `voucher_rows` yields it: its values in VOUCHER_COLUMNS order."""
+        v = self.voucher_of(row)
+        block = self.block_of(v)
+        company, entry = block.company, block.entry_date
+        packed = self.voucher[v]
+        voucher_type = VOUCHER_TYPES[packed & 3]
+        number, row_no = self.voucher_number[v], row - self.voucher_first_row[v] + 1
+        voucher_date = entry - timedelta(days=packed >> 2 & 3)
+        bits = self.row_bits[row]
+        account = ACCOUNTS[bits & 31]
+        quantity = bits >> 8 & 511
+        amount = self.amount(row)
+        if packed & 16:
+            currency, rate = "GBP", FOREIGN_RATES["GBP"]
+            in_currency = (amount / rate).quantize(MICRO)
+        else:
+            currency, rate, in_currency = company_currency(company), ONE, amount
+        return (
+            company,
+            voucher_type,
+            entry.year,
+            number,
+            row_no,
+            voucher_date,
+            entry,
+            voucher_date.month,
+            account.account,
+            account.description,
+            *CODES_HIGH_VALUES[bits >> 17 & 255],
+            *CODES_LOW_VALUES[bits >> 25],
+            amount if amount > 0 else ZERO,
+            -amount if amount < 0 else ZERO,
+            amount,
+            in_currency if amount > 0 else ZERO,
+            -in_currency if amount < 0 else ZERO,
+            in_currency,
+            currency,
+            rate,
+            Decimal(quantity) if quantity else None,
+            f"{TEXTS[packed >> 5 & 7]} {voucher_type}-{number}/{row_no}",
+            "MANUAL" if voucher_type == "GL" else "AUTO",
+            "False",
+            "Posted",
+        )
+
+    def row(self, row: int) -> Row:
+        """Row `row` as the dict `voucher_rows` yields."""
+        return dict(zip(VOUCHER_COLUMNS, self.values(row), strict=True))

@@ -43,8 +43,9 @@ class MutationClock:
         return self.time.now().replace(microsecond=0)
 
     def _pick(self, table: EntityTable) -> tuple:
-        keys = list(table.rows)
-        return keys[self.rng.randrange(len(keys))]
+        """A random key of the table: `list(table.rows)[randrange(len(table.rows))]`, without
+        listing millions of generated keys."""
+        return table.key_at(self.rng.randrange(len(table.rows)))
 
     def _changing(self, table: EntityTable) -> None:
         now = self._now()

@@ -280,13 +280,7 @@ class SandboxHandler(SandboxRequestHandler):
         body: dict[str, object] = {"@odata.context": self._context(table, select)}
         if total is not None:
             body["@odata.count"] = total
-        if select:
-            names = ("odata_etag", *dict.fromkeys((*table.entity.keys, *select)))
-            out = {"odata_etag": "@odata.etag"}
-            value = ENCODER.encode([{out.get(n, n): getattr(r, n) for n in names} for r in page])
-            value = value[1:-1]
-        else:
-            value = table.to_json(page)
+        value = table.to_json(page, select)  # the etag and keys always, then the $select
         if more and (top is None or len(page) < top):
             next_query = dict(query)
             next_query["$skip"] = str(skip + len(page))
