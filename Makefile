@@ -7,8 +7,20 @@ BIN := $(VENV)/bin
 MELTANO_VENV := .venv-meltano
 MELTANO_SPEC := meltano>=4.4.1,<4.5
 RUN_PATH := PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH"
+# Local emulators of the cloud warehouses, for the tests (tests/emulators.py starts them).
+# Each lives in a virtualenv of its own, made here (under .venv: ignored by git and ruff),
+# as their pins conflict with each other and with the product's (bqemulator: duckdb 1.5.5,
+# sqlglot<30.12; fakesnow: duckdb 2.x, sqlglot 30.22). bqemulator downloads DuckDB
+# extensions when it starts: the packages of `spatial` and `avro` (same version as its
+# duckdb) let it start offline.
+BQEMULATOR_VENV := $(VENV)/emulators/bqemulator
+BQEMULATOR_SPEC := "bqemulator==1.4.0" "duckdb==1.5.5" "duckdb-extension-spatial==1.5.5" \
+	"duckdb-extension-avro==1.5.5" "numpy>=2,<3"
+FAKESNOW_VENV := $(VENV)/emulators/fakesnow
+# fakesnow's HTTP server needs snowflake-connector-python<5.
+FAKESNOW_SPEC := "fakesnow[server]==0.12.1" "snowflake-connector-python<5"
 
-.PHONY: setup demo test lint format bench
+.PHONY: setup emulators demo test lint format bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +40,18 @@ $(MELTANO_VENV)/bin/meltano:
 
 setup: $(VENV)/.installed .meltano/.installed
 
+$(BQEMULATOR_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(BQEMULATOR_VENV)
+	$(BQEMULATOR_VENV)/bin/python -m pip install --quiet $(BQEMULATOR_SPEC)
+	touch $@
+
+$(FAKESNOW_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(FAKESNOW_VENV)
+	$(FAKESNOW_VENV)/bin/python -m pip install --quiet $(FAKESNOW_SPEC)
+	touch $@
+
+emulators: $(BQEMULATOR_VENV)/.installed $(FAKESNOW_VENV)/.installed
+
 demo: setup
 	$(RUN_PATH) $(BIN)/python -m ifs_looker.demo
 
@@ -40,7 +64,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint emulators
 	$(RUN_PATH) $(BIN)/python -m pytest
 
 bench: setup

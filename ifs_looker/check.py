@@ -22,7 +22,13 @@ from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from ifs_looker_core.encrypted_settings import SecretError, decrypt_settings
 
 TAP_SECRETS = ("client_secret",)
-TARGET_SECRETS = ("looker_client_secret", "warehouse_url")
+TARGET_SECRETS = (
+    "looker_client_secret",
+    "warehouse_url",
+    "bigquery_service_account_key",
+    "snowflake_private_key",
+    "snowflake_private_key_passphrase",
+)
 SQL_RUNNER = "looker_sql_runner"
 
 
@@ -156,7 +162,7 @@ def _warehouse(config: Mapping[str, Any]):
         return LookerSqlRunnerWarehouse(LookerSettings.from_config(config))
     from target_looker.warehouse import open_warehouse
 
-    return open_warehouse(config.get("warehouse_url"))
+    return open_warehouse(config.get("warehouse_url"), config)
 
 
 def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:

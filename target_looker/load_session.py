@@ -128,7 +128,7 @@ class LoadSession:
             warehouse = (
                 LookerSqlRunnerWarehouse(self.looker_settings)
                 if uses_sql_runner(self.config)
-                else open_warehouse(self.warehouse_url)
+                else open_warehouse(self.warehouse_url, self.config)
             )
             try:
                 warehouse.connect()

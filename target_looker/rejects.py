@@ -203,7 +203,7 @@ def replay(
     """Retry pending rejects through a target run with `config`; mark them replayed."""
     settings = TargetLooker(config=config).session  # the settings as the target reads them
     schema = settings.target_schema
-    warehouse = open_warehouse(settings.warehouse_url)
+    warehouse = open_warehouse(settings.warehouse_url, config)
     warehouse.connect()
     try:
         rejects = pending_rejects(warehouse, schema, stream=stream, run_id=run_id)
@@ -247,7 +247,7 @@ def replay(
 
 def _mark_replayed(run: LoadSession, rejects: list[PendingReject]) -> None:
     """Stamp the replayed rejects with the replay `run`."""
-    warehouse = open_warehouse(run.warehouse_url)
+    warehouse = open_warehouse(run.warehouse_url, run.config)
     warehouse.connect()
     table = warehouse.qualified(TableRef(run.target_schema, REJECTS.name))
     try:

@@ -103,10 +103,45 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             th.StringType,
             secret=True,
             description=(
-                "SQLAlchemy URL of the warehouse behind the Looker connection, e.g. "
-                "postgresql://user:pw@host:5432/db (psycopg 3). Default: DuckDB file "
-                f"{default_url()!r} under the working directory."
+                "URL of the warehouse behind the Looker connection: "
+                "postgresql://user:pw@host:5432/db (psycopg 3), "
+                "bigquery://PROJECT/DATASET?location=EU (extra [bigquery]), "
+                "snowflake://USER:PW@ACCOUNT/DB/SCHEMA?warehouse=WH&role=R (extra [snowflake]). "
+                f"Default: DuckDB file {default_url()!r} under the working directory."
             ),
+        ),
+        th.Property(
+            "bigquery_service_account_key",
+            th.StringType,
+            secret=True,
+            description=(
+                "BigQuery service-account key: the JSON key file's path or the JSON itself "
+                "(may be fernet:...). Without it, Application Default Credentials; with "
+                "bigquery_api_endpoint and no key, anonymous."
+            ),
+        ),
+        th.Property(
+            "bigquery_api_endpoint",
+            th.StringType,
+            description="Another endpoint for the BigQuery client (e.g. a local emulator)",
+        ),
+        th.Property(
+            "bigquery_timeout_seconds",
+            th.IntegerType,
+            default=600,
+            description="Seconds one BigQuery API call or job may take, retries included",
+        ),
+        th.Property(
+            "snowflake_private_key",
+            th.StringType,
+            secret=True,
+            description="Snowflake key-pair auth: PEM text or file path (may be fernet:...)",
+        ),
+        th.Property(
+            "snowflake_private_key_passphrase",
+            th.StringType,
+            secret=True,
+            description="Passphrase of an encrypted snowflake_private_key (may be fernet:...)",
         ),
         th.Property(
             "column_naming",

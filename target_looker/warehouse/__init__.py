@@ -6,7 +6,9 @@ Snowflake or BigQuery plug in by adding a module and a line to DIALECTS.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -20,7 +22,12 @@ DIALECTS: dict[str, str] = {
     "postgresql": "target_looker.warehouse.postgres:PostgresWarehouse",
     "postgres": "target_looker.warehouse.postgres:PostgresWarehouse",
     "duckdb": "target_looker.warehouse.duckdb:DuckDBWarehouse",
+    # Optional extras: `pip install 'ifs-looker-connector[bigquery]'` / `[snowflake]`.
+    "bigquery": "target_looker.warehouse.bigquery:BigQueryWarehouse",
+    "snowflake": "target_looker.warehouse.snowflake:SnowflakeWarehouse",
 }
+# Dialects whose constructor also takes the target's settings (key files, endpoints, ...).
+TAKES_SETTINGS = frozenset({"bigquery", "snowflake"})
 
 
 def default_url() -> str:
@@ -101,8 +108,12 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def open_warehouse(url: str | None) -> Warehouse:
-    """The Warehouse for `url` (not yet connected)."""
+def open_warehouse(url: str | None, settings: Mapping[str, Any] | None = None) -> Warehouse:
+    """The Warehouse for `url` (not yet connected).
+
+    `settings`: the target's config, for dialects that read more than the URL
+    (`bigquery_service_account_key`, `bigquery_api_endpoint`, `snowflake_private_key`, ...).
+    """
     parsed = parse_url(url or default_url())
     backend = parsed.get_backend_name()
     target = DIALECTS.get(backend)
@@ -113,6 +124,8 @@ def open_warehouse(url: str | None) -> Warehouse:
         )
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
+    if backend in TAKES_SETTINGS:
+        return cls(parsed, settings=settings)
     return cls(parsed)
 
 
