@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -301,6 +301,11 @@ class TableSpec:
     name: str
     columns: dict[str, SqlType]  # in table order
     keys: tuple[str, ...]
+    # How the warehouse's SQL names and casts things (Looker sends the view's SQL to it):
+    # double quotes by default, backticks and `project.dataset.table` on BigQuery.
+    sql_table_name: str = ""
+    quote: Callable[[str], str] = field(default=lambda name: quote(name), compare=False)
+    text_type: str = "VARCHAR"
 
 
 def _loose(name: str) -> str:
@@ -360,7 +365,7 @@ def build_view(table: TableSpec, skipped: list[str] | None = None) -> View:
                 )
             continue
         name = field_name(column)
-        sql = f"${{TABLE}}.{quote(column)}"
+        sql = f"${{TABLE}}.{table.quote(column)}"
         hidden = column.startswith("_")
         if sql_type.kind in ("date", "timestamptz"):
             short = re.sub(r"_(date|at)$", "", name) or name
@@ -389,14 +394,16 @@ def build_view(table: TableSpec, skipped: list[str] | None = None) -> View:
         if sql_type.kind == "numeric" and "amount" in name and not hidden:
             measures.append(Measure(f"total_{name}", "sum", f"${{{name}}}", "decimal_2"))
     if len(table.keys) > 1 and all(k in by_column for k in table.keys):
-        parts = " || '|' || ".join(f"CAST(${{{by_column[k]}}} AS VARCHAR)" for k in table.keys)
+        parts = " || '|' || ".join(
+            f"CAST(${{{by_column[k]}}} AS {table.text_type})" for k in table.keys
+        )
         key_name = COMPOUND_KEY
         while key_name in used:
             key_name += "_"
         dimensions.insert(0, Dimension(key_name, "string", parts, primary_key=True, hidden=True))
     return View(
         lookml_name(table.name),
-        f"{quote(table.schema)}.{quote(table.name)}",
+        table.sql_table_name or f"{quote(table.schema)}.{quote(table.name)}",
         tuple(dimensions),
         tuple(groups),
         tuple(measures),
@@ -606,7 +613,17 @@ def tables_in(warehouse: Warehouse, schema: str) -> list[TableSpec]:
     for name in names:
         ref = TableRef(schema, name)
         columns = warehouse.existing_columns(ref) or {}
-        specs.append(TableSpec(schema, name, columns, tuple(warehouse.primary_key(ref))))
+        specs.append(
+            TableSpec(
+                schema,
+                name,
+                columns,
+                tuple(warehouse.primary_key(ref)),
+                sql_table_name=warehouse.qualified(ref),
+                quote=warehouse.quote,
+                text_type=warehouse.sql_text_type,
+            )
+        )
     return specs
 
 

@@ -276,6 +276,9 @@ class Warehouse(abc.ABC):
 
     # Types and identifiers -----------------------------------------------------
 
+    #: The type SQL casts text to (generated LookML concatenates compound keys with it).
+    sql_text_type = "VARCHAR"
+
     @staticmethod
     def quote(identifier: str) -> str:
         return '"' + identifier.replace('"', '""') + '"'

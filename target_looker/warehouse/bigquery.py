@@ -548,6 +548,7 @@ class BigQueryDialect(Warehouse):
     """BigQuery's types, names and statements, independent of the client that runs them."""
 
     dialect = "bigquery"
+    sql_text_type = "STRING"
     max_identifier_bytes = MAX_COLUMN_CHARS
     case_insensitive_identifiers = True  # BigQuery column names ignore case
 

@@ -41,6 +41,7 @@ from target_looker.lookml import (
     write_model,
 )
 from target_looker.warehouse import open_warehouse
+from target_looker.warehouse.base import TableRef
 from tests.sandboxes import running_ifs_cloud, running_looker
 
 from .singer_io import lines, record, run, schema
@@ -618,3 +619,24 @@ def test_a_lookml_dir_that_cannot_be_created_is_a_lookml_error(tmp_path: Path) -
         write_model(build_model(tables, connection="wh"), tmp_path / "file" / "project")
     assert caught.value.written == []
     assert len(caught.value.failures) == 2
+
+
+def test_views_quote_and_cast_in_the_warehouses_own_dialect() -> None:
+    """Looker sends a view's SQL to the warehouse: BigQuery needs backticks and STRING."""
+    warehouse = open_warehouse("bigquery://acme-proj/finance")
+    ref = TableRef("finance", "voucher_rows")
+    spec = TableSpec(
+        "finance",
+        "voucher_rows",
+        {"company": TEXT, "voucher_no": TEXT, "amount": NUM},
+        ("company", "voucher_no"),
+        sql_table_name=warehouse.qualified(ref),
+        quote=warehouse.quote,
+        text_type=warehouse.sql_text_type,
+    )
+    view = build_view(spec)
+    text = render(view.node())
+    assert "`acme-proj`.`finance`.`voucher_rows`" in text
+    assert "${TABLE}.`amount`" in text
+    assert "AS STRING)" in text
+    assert '"' + "amount" + '"' not in text
