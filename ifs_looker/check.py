@@ -167,6 +167,7 @@ def _warehouse(config: Mapping[str, Any]):
 
 def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:
     """Create, write, read back and drop a probe table in the target schema."""
+    from ifs_looker.warehouse_probe import probe_bulk_path
     from target_looker.columns import BIGINT, TEXT, Column
     from target_looker.warehouse.base import TableRef
 
@@ -198,6 +199,10 @@ def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:
         finally:
             step = "drop probe table"
             warehouse.execute(f"DROP TABLE IF EXISTS {warehouse.qualified(probe)}")
+        bulk = None
+        if config.get("write_path") != SQL_RUNNER:  # SQL Runner has no bulk path of its own
+            step = "bulk path (stage, versioned merge, exact types)"
+            bulk = probe_bulk_path(warehouse, schema)
     except Exception as exc:
         return [CheckResult("warehouse", step, "FAIL", f"{where}: {_reason(exc)}")]
     finally:
@@ -206,7 +211,8 @@ def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:
     return [
         CheckResult(
             "warehouse", "probe table", "PASS", f"{where}: wrote, read and dropped {probe.name}"
-        )
+        ),
+        *([CheckResult("warehouse", "bulk path", "PASS", f"{where}: {bulk}")] if bulk else []),
     ]
 
 

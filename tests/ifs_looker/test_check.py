@@ -97,6 +97,7 @@ def test_everything_passes_against_the_sandboxes(
     assert "PASS  looker    login: logged in at " + looker.base_url in lines
     assert "PASS  looker    connection test connect: Can connect" in lines
     assert any(line.startswith("PASS  warehouse probe table") for line in lines)
+    assert any(line.startswith("PASS  warehouse bulk path") for line in lines)
     assert [r.path for r in looker.requests("DELETE")] == ["/api/4.0/logout"]
 
 
