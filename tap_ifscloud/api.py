@@ -13,6 +13,7 @@ import decimal
 import ipaddress
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -161,16 +162,28 @@ class IFSApi:
         )
         self._metadata_cache: dict[tuple[str, str], ProjectionMetadata] = {}
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> requests.Response:
+    def get(
+        self, url: str, params: dict[str, Any] | None = None
+    ) -> tuple[requests.Response, bytes]:
         """GET with a current token; retries transient failures, renews the token once
-        on a 401; raises on other errors."""
+        on a 401; raises on other errors. Returns the response and its body, read in
+        one piece inside the retried request (so a connection lost mid-body is retried,
+        as with requests' own read, which takes 10 kB at a time and costs more than
+        decoding a large page)."""
         full_url = f"{url}?{encode_query(params)}" if params else url
+        body: list[bytes] = [b""]
 
         def send(token: str) -> requests.Response:
             headers = {**self.HEADERS, "Authorization": f"Bearer {token}"}
-            return self.session.get(
-                full_url, headers=headers, timeout=self.connection.request_timeout
+            response = self.session.get(
+                full_url, headers=headers, timeout=self.connection.request_timeout, stream=True
             )
+            if response.status_code == 200:
+                with response:  # read to the end: the connection goes back to the pool
+                    body[0] = b"".join(response.iter_content(chunk_size=None))
+            else:
+                _ = response.content  # read, as without stream=True: IFS's error message
+            return response
 
         try:
             response = send_authorized(
@@ -187,12 +200,20 @@ class IFSApi:
             raise IFSRequestError(
                 describe_error(response, full_url), response.status_code, url=redact_url(full_url)
             )
-        return response
+        return response, body[0]
 
-    def get_json(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = self.get(url, params)
+    def get_json(
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        *,
+        decode: Callable[[bytes], Any] | None = None,
+    ) -> dict[str, Any]:
+        """The JSON object IFS answers, decoded by `decode` (default: Decimal for every
+        non-integer number)."""
+        response, content = self.get(url, params)
         try:
-            body = _DECODER.decode(response.content)
+            body = (decode or _DECODER.decode)(content)
         except msgspec.DecodeError as exc:
             raise IFSResponseError(
                 f"IFS answered GET {redact_url(response.url or url)} with malformed JSON ({exc})",
@@ -216,7 +237,7 @@ class IFSApi:
         if cache_key not in self._metadata_cache:
             url = self.metadata_url(projection, path_prefix)
             try:
-                response = self.get(url)
+                content = self.get(url)[1]
             except IFSRequestError as exc:
                 if exc.status == 404:
                     raise ConfigurationError(
@@ -225,7 +246,7 @@ class IFSApi:
                     ) from None
                 raise
             try:
-                self._metadata_cache[cache_key] = parse_edmx(response.content, projection)
+                self._metadata_cache[cache_key] = parse_edmx(content, projection)
             except MetadataError as exc:
                 raise IFSResponseError(str(exc), url=redact_url(url)) from None
         return self._metadata_cache[cache_key]

@@ -13,7 +13,8 @@ never `$select`ed), get one WARNING each per stream. Rows without a value for
 the replication field are emitted, leave the bookmark alone and are counted in
 one WARNING per stream; on a run without a lower bound they are read in a pass
 of their own, so where a server sorts nulls does not matter. Everything here is
-per page or per stream: the per-record loop is `_records`.
+per page or per stream: the per-record loops are `_records` and, for typed rows
+(typed_rows.py), `as_records`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, partial
 
 from tap_ifscloud import odata
 from tap_ifscloud.etag import ETAG_ANNOTATION, ETAG_COLUMN, OBJVERSION_COLUMN, decode_objversion
@@ -29,6 +30,7 @@ from tap_ifscloud.layout import CODE_PART_COLUMN, EntityRead, StreamLayout, buil
 from tap_ifscloud.paging import KeysetReader
 from tap_ifscloud.sdk_adapter import PagedStream
 from tap_ifscloud.streams import FULL_TABLE, INCREMENTAL, WINDOW, StreamDefinition
+from tap_ifscloud.typed_rows import RowDecoder, TypedRow, as_records
 
 if t.TYPE_CHECKING:
     from tap_ifscloud.api import IFSApi
@@ -103,14 +105,14 @@ class IFSStream(PagedStream):
         """The later of bookmark and start_date (for dates as well as timestamps)."""
         return max(value, start_date_value, key=odata.parse_timestamp)
 
-    def get_records(self, context: dict | None) -> t.Iterable[Record]:
+    def get_pages(
+        self, context: dict | None, *, for_writer: bool = False
+    ) -> t.Iterable[tuple[list[t.Any], t.Any]]:
         company = (context or {}).get(self.definition.partition_field)
         since = self._since(context)
         wanted = self.selected_columns()
         for read in self.live_layout().reads:
-            for records, bookmark in self._pages(read, company, since, wanted):
-                yield from records
-                self.end_page(context, bookmark)  # the SDK has written the page's last record
+            yield from self._pages(read, company, since, wanted, for_writer=for_writer)
         last_partition = context == (self.partitions or [None])[-1]
         if last_partition:
             self._report_rows_without_bookmark()
@@ -125,6 +127,15 @@ class IFSStream(PagedStream):
         yield from super().get_batches(batch_config, context)
         if self.emit_activate_version_messages:
             self.write_activate_version()
+
+    def add_partition_values(
+        self, records: list[t.Any], values: t.Iterable[tuple[str, t.Any]]
+    ) -> None:
+        if records and isinstance(records[0], TypedRow):
+            for key, value in values:
+                type(records[0]).fill_missing(records, key, value)
+            return
+        super().add_partition_values(records, values)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -250,12 +261,16 @@ class IFSStream(PagedStream):
         *,
         max_pages: int | None = None,
         nulls: bool | None = None,
+        decoder: RowDecoder | None = None,
     ) -> KeysetReader:
         order_fields = read.order_fields
         if nulls and read.replication_kind is not None:
             order_fields = order_fields[1:]  # the replication field is null throughout
+        get_json = self.api.get_json
+        if decoder is not None:
+            get_json = partial(get_json, decode=decoder.decode)
         return KeysetReader(
-            self.api.get_json,
+            get_json,
             f"{self.projection_url}/{read.entity_set}",
             base_filter=self.base_filter(read, company, since, nulls),
             order_fields=order_fields,
@@ -266,23 +281,44 @@ class IFSStream(PagedStream):
         )
 
     def _pages(
-        self, read: EntityRead, company: str | None, since: t.Any, wanted: set[str]
-    ) -> t.Iterator[tuple[t.Iterator[Record], t.Any]]:
+        self,
+        read: EntityRead,
+        company: str | None,
+        since: t.Any,
+        wanted: set[str],
+        *,
+        for_writer: bool = False,
+    ) -> t.Iterator[tuple[list[t.Any], t.Any]]:
         """The records of one entity set for one company, a page at a time, in
         (replication field, keys) order, each page with its newest replication value.
 
         Without a lower bound (a first run) the rows that have no replication value
         come first, in a read of their own, so they are neither lost nor repeated
-        whether the server sorts nulls first or last.
+        whether the server sorts nulls first or last. Pages `for_writer` are decoded
+        into typed rows when the plan allows (typed_rows.py).
         """
         plan = _plan(read, wanted)
         key = self.replication_key if read.replication_kind is not None else None
         passes: tuple[bool | None, ...] = (True, False) if key and since is None else (None,)
+        decoder = self._row_decoder(plan) if for_writer else None
         for nulls in passes:
-            for rows in self._reader(read, plan, company, since, nulls=nulls).pages():
+            reader = self._reader(read, plan, company, since, nulls=nulls, decoder=decoder)
+            for rows in reader.pages():
                 self.extracted_at = datetime.now(timezone.utc)
                 bookmark = self._page_bookmark(rows, key) if key and rows else None
                 yield self._records(rows, plan, self._page_drop(rows, plan)), bookmark
+
+    def _row_decoder(self, plan: _ReadPlan) -> RowDecoder | None:
+        """Typed rows for a read whose records are its rows plus the etag columns: no
+        renamed, dropped or filled column, the partition field among them."""
+        read = plan.read
+        if read.rename or plan.drop or plan.fill:
+            return None
+        if self.definition.partition_field not in plan.select:
+            return None
+        return RowDecoder.for_select(
+            plan.select, read.entity.edm_types, [name for name, _ in read.order_fields]
+        )
 
     def _page_bookmark(self, rows: list[dict], key: str) -> t.Any:
         """The page's newest replication value: its last row's. Rows come in ascending
@@ -300,7 +336,7 @@ class IFSStream(PagedStream):
         """The plan's columns to drop, plus any property a row brought that was not
         asked for (looked for in the page's first and last rows); those outside the
         catalog schema are reported once per stream."""
-        if not rows:
+        if not rows or not isinstance(rows[0], dict):  # typed rows hold only the $select
             return plan.drop
         extra = (rows[0].keys() | rows[-1].keys()) - plan.expected
         if not extra:
@@ -333,26 +369,33 @@ class IFSStream(PagedStream):
                 self.replication_key,
             )
 
-    def _records(
-        self, rows: list[dict], plan: _ReadPlan, drop: tuple[str, ...]
-    ) -> t.Iterator[Record]:
-        """Stream records from OData rows: renamed columns, etag columns, nothing unselected,
-        null for selected columns the entity set lacks."""
+    def _records(self, rows: list[t.Any], plan: _ReadPlan, drop: tuple[str, ...]) -> list[t.Any]:
+        """Stream records from OData rows, in place: renamed columns, etag columns, nothing
+        unselected, null for selected columns the entity set lacks."""
+        if rows and isinstance(rows[0], TypedRow):
+            return as_records(rows)
         rename = plan.read.rename
-        code_part = plan.read.code_part
         fill = plan.fill
-        for row in rows:
+        if not (rename or drop or fill):  # the usual case: only the etag columns change
+            for row in rows:
+                etag = row.pop(ETAG_ANNOTATION, None)
+                row[ETAG_COLUMN] = etag
+                row[OBJVERSION_COLUMN] = decode_objversion(etag)
+            return rows
+        code_part = plan.read.code_part
+        for index, row in enumerate(rows):
             etag = row.pop(ETAG_ANNOTATION, None)
             if rename:
                 row = {rename.get(k, k): v for k, v in row.items()}
                 row[CODE_PART_COLUMN] = code_part
+                rows[index] = row
             row[ETAG_COLUMN] = etag
             row[OBJVERSION_COLUMN] = decode_objversion(etag)
             for column in drop:
                 row.pop(column, None)
             for column in fill:
                 row[column] = None
-            yield row
+        return rows
 
 
 def _plan(read: EntityRead, wanted: set[str]) -> _ReadPlan:

@@ -9,6 +9,7 @@ where the adapter expects; after an SDK upgrade this test fails, not a productio
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import inspect
 import pkgutil
@@ -22,12 +23,16 @@ from tap_ifscloud.sdk_adapter import PRIVATE_SDK_NAMES, PagedStream
 from tap_ifscloud.tap import TapIFSCloud
 from tests.test_architecture import sdk_private_names
 
-# name -> parameter names (in order), or None for an instance attribute
+# name -> parameter names (in order; "*name" is keyword-only), or None for an instance attribute
 EXPECTED_PARAMETERS: dict[str, tuple[str, ...] | None] = {
-    "singer_sdk.Stream._increment_stream_state": ("self", "latest_record", "context"),
+    "singer_sdk.Stream._increment_stream_state": ("self", "latest_record", "*context"),
     "singer_sdk.Stream._write_state_message": ("self",),
     "singer_sdk.Stream._generate_record_messages": ("self", "record"),
     "singer_sdk.Stream._stream_version": None,
+    "singer_sdk.Stream._sync_records": ("self", "context", "*write_messages"),
+    "singer_sdk.Stream._get_state_partition_context": ("self", "context"),
+    "singer_sdk.Stream._write_starting_replication_value": ("self", "context"),
+    "singer_sdk.Stream._finalize_state": ("self", "state"),
 }
 
 # where the SDK uses each name as the adapter expects (source of the SDK's own methods)
@@ -43,7 +48,27 @@ EXPECTED_USES: dict[str, list[tuple[str, str]]] = {
         ("sync", "self._stream_version = self._initialized_at // 1000"),
         ("__init__", "self._stream_version: int | None = None"),
     ],
+    "singer_sdk.Stream._sync_records": [
+        ("sync", "for _ in self._sync_records(context=context):"),
+        ("get_batches", "self._sync_records(context, write_messages=False)"),
+    ],
+    "singer_sdk.Stream._get_state_partition_context": [
+        ("_sync_records", "state_partition_context = self._get_state_partition_context("),
+    ],
+    "singer_sdk.Stream._write_starting_replication_value": [
+        ("_sync_records", "self._write_starting_replication_value(current_context)"),
+    ],
+    "singer_sdk.Stream._finalize_state": [
+        ("_sync_records", "self._finalize_state(state)"),
+        ("_sync_records", "self._finalize_state(self.stream_state)"),
+    ],
 }
+
+# `PagedStream._sync_records` runs the SDK's `Stream._sync_records` a page at a time (the
+# record fast path): it repeats the SDK's per-partition and closing steps and does per page
+# what the SDK does per record. This is the SDK's method it was written against; when an
+# SDK upgrade changes it, compare the two and update the fast path, then this digest.
+SYNC_RECORDS_SHA256 = "8928dc7f50e9bf57cc98734b30e3953b0e19007f85fe020a0c80ccdbcf5d329f"
 
 OFFLINE_CONFIG = {
     "base_url": "https://ifs.invalid",
@@ -74,10 +99,10 @@ def test_private_name_exists_with_the_parameters_the_adapter_uses(dotted):
         return
     member = inspect.getattr_static(owner, attribute, None)
     assert member is not None, f"singer-sdk no longer has {dotted}"
-    parameters = inspect.signature(member).parameters
-    assert tuple(parameters) == expected, f"{dotted} changed its parameters"
-    if "context" in parameters:
-        assert parameters["context"].kind is inspect.Parameter.KEYWORD_ONLY
+    parameters = inspect.signature(member).parameters.values()
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
+    found = tuple(f"*{p.name}" if p.kind is keyword_only else p.name for p in parameters)
+    assert found == expected, f"{dotted} changed its parameters"
 
 
 @pytest.mark.parametrize("dotted", PRIVATE_SDK_NAMES)
@@ -86,6 +111,15 @@ def test_the_sdk_still_uses_the_name_where_the_adapter_expects(dotted):
     for method, statement in EXPECTED_USES[dotted]:
         source = inspect.getsource(getattr(owner, method))
         assert statement in source, f"singer-sdk's {method} no longer runs `{statement}`"
+
+
+def test_the_sdk_record_loop_is_the_one_the_page_loop_mirrors():
+    source = inspect.getsource(singer_sdk.Stream._sync_records)
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    assert digest == SYNC_RECORDS_SHA256, (
+        "singer-sdk's Stream._sync_records changed: check that PagedStream._sync_records "
+        "(tap_ifscloud/sdk_adapter.py) still does what it does, then update the digest"
+    )
 
 
 def tap_modules() -> list[str]:
