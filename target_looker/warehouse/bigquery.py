@@ -48,7 +48,6 @@ Data columns from JSON objects and arrays are JSON.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import decimal
 import io
@@ -71,6 +70,7 @@ import pyarrow as pa
 from ifs_looker_core import encrypted_settings
 from target_looker.audit import AUDIT_TABLES
 from target_looker.columns import Column, SqlType
+from target_looker.warehouse.arrow_staging import stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     DELETED_AT_COLUMN,
@@ -690,51 +690,14 @@ class BigQueryDialect(Warehouse):
 
     def prepare(self, batch: Batch) -> Prepared:
         """An Arrow table of the rows BigQuery can hold exactly; the others are rejects."""
-        rows = batch.rows
-        staged = self.stage_columns(batch)
-        rejects: dict[int, str] = {}
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
-        for position, column in enumerate(batch.columns):
-            kind = column.sql_type.kind
-            values = columns[position]
-            if kind == "numeric":
-                arrow_type = staged[position].arrow_type
-                scale = arrow_type.scale
-                try:
-                    pa.array(values, type=arrow_type)
-                    # DECIMAL(38, 9) holds 29 digits before the point: so does NUMERIC.
-                    if max(map(abs, filter(None, values)), default=0) >= NUMERIC_LIMIT:
-                        raise decimal.InvalidOperation
-                except (pa.ArrowInvalid, pa.ArrowTypeError, decimal.InvalidOperation, TypeError):
-                    for i, value in enumerate(values):
-                        if value is not None and i not in rejects:
-                            problem = decimal_problem(value, scale)
-                            if problem:
-                                rejects[i] = f"column {column.name!r}: {problem}"
-            elif kind == "json":
-                for i, value in enumerate(values):
-                    if value is not None and i not in rejects:
-                        problem = json_number_problem(value)
-                        if problem:
-                            rejects[i] = f"column {column.name!r}: {problem}"
-        if rejects:
-            rows = [row for i, row in enumerate(rows) if i not in rejects]
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
-        arrays = []
-        for position, column in enumerate(batch.columns):
-            values = columns[position]
-            if column.sql_type.kind == "json":
-                values = [None if v is None else _json_encode(v).decode() for v in values]
-            arrays.append(pa.array(values, type=staged[position].arrow_type))
-        count = len(rows)
-        for offset, (_, value) in enumerate(batch.constants):
-            stage = staged[len(batch.columns) + offset]
-            if isinstance(value, dict | list):
-                value = _json_encode(value).decode()
-            arrays.append(pa.array([value] * count, type=stage.arrow_type))
-        table = pa.Table.from_arrays(arrays, names=[s.name for s in staged])
-        prepared_batch = batch if rows is batch.rows else dataclasses.replace(batch, rows=rows)
-        return Prepared(prepared_batch, table, sorted(rejects.items()))
+        return stage_batch(
+            batch,
+            self.stage_columns(batch),
+            decimal_problem=decimal_problem,
+            json_number_problem=json_number_problem,
+            # DECIMAL(38, 9) holds 29 digits before the point: so does NUMERIC.
+            integer_limit=NUMERIC_LIMIT,
+        )
 
     # Loading: statements -----------------------------------------------------------------
 

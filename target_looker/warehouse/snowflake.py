@@ -40,7 +40,6 @@ Looker's SQL and LookML they are written quoted too. At most 255 characters.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import decimal
 import math
@@ -60,6 +59,7 @@ import pyarrow as pa
 from ifs_looker_core import encrypted_settings
 from target_looker.audit import AUDIT_TABLES
 from target_looker.columns import Column, SqlType
+from target_looker.warehouse.arrow_staging import stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     DELETED_AT_COLUMN,
@@ -409,47 +409,13 @@ class SnowflakeDialect(Warehouse):
         return staged
 
     def prepare(self, batch: Batch) -> Prepared:
-        rows = batch.rows
-        staged = self.stage_columns(batch)
-        rejects: dict[int, str] = {}
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
-        for position, column in enumerate(batch.columns):
-            kind = column.sql_type.kind
-            values = columns[position]
-            if kind == "numeric":
-                arrow_type = staged[position].arrow_type
-                try:
-                    pa.array(values, type=arrow_type)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, decimal.InvalidOperation, TypeError):
-                    for i, value in enumerate(values):
-                        if value is not None and i not in rejects:
-                            problem = decimal_problem(value, arrow_type.scale)
-                            if problem:
-                                rejects[i] = f"column {column.name!r}: {problem}"
-            elif kind == "json":
-                for i, value in enumerate(values):
-                    if value is not None and i not in rejects:
-                        problem = json_number_problem(value)
-                        if problem:
-                            rejects[i] = f"column {column.name!r}: {problem}"
-        if rejects:
-            rows = [row for i, row in enumerate(rows) if i not in rejects]
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
-        arrays = []
-        for position, column in enumerate(batch.columns):
-            values = columns[position]
-            if column.sql_type.kind == "json":
-                values = [None if v is None else _json_encode(v).decode() for v in values]
-            arrays.append(pa.array(values, type=staged[position].arrow_type))
-        count = len(rows)
-        for offset, (_, value) in enumerate(batch.constants):
-            stage = staged[len(batch.columns) + offset]
-            if isinstance(value, dict | list):
-                value = _json_encode(value).decode()
-            arrays.append(pa.array([value] * count, type=stage.arrow_type))
-        table = pa.Table.from_arrays(arrays, names=[s.name for s in staged])
-        prepared_batch = batch if rows is batch.rows else dataclasses.replace(batch, rows=rows)
-        return Prepared(prepared_batch, table, sorted(rejects.items()))
+        """An Arrow table of the rows Snowflake can hold exactly; the others are rejects."""
+        return stage_batch(
+            batch,
+            self.stage_columns(batch),
+            decimal_problem=decimal_problem,
+            json_number_problem=json_number_problem,
+        )
 
     # Loading: statements -----------------------------------------------------------------
 
