@@ -87,8 +87,9 @@ IFS_FLAGS: tuple[Flag, ...] = (
     Flag(
         "--tenant",
         "tenant",
-        "entity types of which tenant: 'default' (the built-in ones) or 'varied' (a real "
-        "tenant's extra properties and Cf_* custom fields, some built-in properties missing)",
+        "entity types of which tenant: 'default' (the built-in ones, shaped like a recorded "
+        "live IFS Cloud) or 'varied' (another tenant's Cf_* custom fields and extra "
+        "properties, some built-in properties missing)",
         str,
         tuple(TENANTS),
     ),

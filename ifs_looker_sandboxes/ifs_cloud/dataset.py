@@ -20,11 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 
 from .config import SandboxConfig
-from .entities import CODE_PARTS
+from .entities import CODE_PARTS, VOUCHER_ROW_DETAILS
 
 Row = dict[str, object]
+DETAIL_COLUMNS = tuple(p.name for p in VOUCHER_ROW_DETAILS)
 Generated = tuple[str, Row, datetime]
 
 CURRENCIES = {"US01": "USD", "DE01": "EUR", "SE01": "SEK"}
@@ -115,6 +117,35 @@ def code_description(code_part: str, value: str) -> str:
     return f"{title} {value}"
 
 
+FUNCTION_GROUPS = {"GL": "M", "AP": "I", "AR": "R", "MPL": "M"}
+PARTY_TYPES = {"AP": "SUPPLIER", "AR": "CUSTOMER"}
+
+
+@cache
+def voucher_details(company: str, voucher_type: str) -> tuple:
+    """The recorded VoucherRow properties beyond the sandbox's own data, in VOUCHER_ROW_DETAILS
+    order: as a plain tenant fills them (mostly null, flags false), one value per voucher type."""
+    values = {
+        "Correction": False,
+        "Corrected": False,
+        "PeriodAllocation": False,
+        "ConversionFactor": ONE,
+        "AutoTaxVouEntry": False,
+        "FunctionGroup": FUNCTION_GROUPS[voucher_type],
+        "PartyType": PARTY_TYPES.get(voucher_type),
+        "EnteredByUserGroup": "ACC",
+        "Userid": "IFSAPP",
+        "IsMultiCompanyRow": False,
+        "VoucherTypeReference": f"COMPANY={company}^VOUCHER_TYPE={voucher_type}^",
+    }
+    return tuple(values.get(p.name) for p in VOUCHER_ROW_DETAILS)
+
+
+def year_period_key(year: int, period: int) -> int:
+    """IFS's YearPeriodKey: the accounting year and period as one number, 202503."""
+    return year * 100 + period
+
+
 def random_amount(rng: random.Random) -> Decimal:
     """Mostly ordinary amounts with 2-6 decimals; now and then one beyond float precision."""
     roll = rng.random()
@@ -128,33 +159,12 @@ def reference_rows(config: SandboxConfig) -> Iterator[Generated]:
     """Accounts, code parts B-J and the account structure for each company."""
     for company in config.companies:
         for a in ACCOUNTS:
-            yield (
-                "Reference_Account",
-                {
-                    "Company": company,
-                    "Account": a.account,
-                    "Description": a.description,
-                    "AccntGroup": a.group,
-                    "AccntType": a.type,
-                    "LogicalAccountType": a.logical,
-                    "LedgerAccount": "True" if a.logical != "Statistics" else "False",
-                    "ValidFrom": date(2020, 1, 1),
-                    "ValidUntil": date(2049, 12, 31),
-                },
-                BASE_CHANGE,
-            )
+            yield "Reference_Account", account_row(company, a), BASE_CHANGE
         for code_part in CODE_PARTS:
-            _, values = CODE_VALUES[code_part]
-            for value in values:
+            for value in CODE_VALUES[code_part][1]:
                 yield (
                     f"Reference_Code{code_part}",
-                    {
-                        "Company": company,
-                        f"Code{code_part}": value,
-                        "Description": code_description(code_part, value),
-                        "ValidFrom": date(2020, 1, 1),
-                        "ValidUntil": None if value.endswith("3") else date(2049, 12, 31),
-                    },
+                    code_part_row(company, code_part, value),
                     BASE_CHANGE,
                 )
         for node, description, parent, level in STRUCTURE_NODES:
@@ -169,6 +179,65 @@ def reference_rows(config: SandboxConfig) -> Iterator[Generated]:
                 _structure_row(company, a.account, a.description, a.parent, 4, "Account"),
                 BASE_CHANGE,
             )
+
+
+def account_row(company: str, a: AccountDef) -> Row:
+    """An account as a plain tenant sets it up: postings of cost and revenue need a cost
+    centre, stock accounts a quantity; the rest of IFS's switches at their defaults."""
+    analysed, statistical = a.logical in ("Cost", "Revenues"), a.logical == "Statistics"
+    requests = {f"ReqCode{c}": "Mandatory" if analysed and c == "B" else "Can" for c in CODE_PARTS}
+    return {
+        "Company": company,
+        "CodePart": "A",
+        "Account": a.account,
+        "ValidFrom": date(2020, 1, 1),
+        "ValidUntil": date(2049, 12, 31),
+        "Description": a.description,
+        "AccntGroup": a.group,
+        "AccntType": a.type,
+        "LogicalAccountType": a.logical,
+        "LedgFlag": "NotLedgerAccount" if statistical else "LedgerAccount",
+        **requests,
+        "ReqQuantity": "Mandatory" if a.group == "STOCK" else "Can",
+        "ReqText": "Can",
+        "ReqProcessCode": "Can",
+        **{f"ReqBudgetCode{c}": "Can" for c in CODE_PARTS},
+        "ReqBudgetQuantity": "Can",
+        "CurrBalance": "CurrencyBalance" if a.group == "CASH" else "NoCurrencyBalance",
+        "BudAccount": "BudgetAccount" if analysed else "NotBudgetAccount",
+        "StatAccount": "StatisticalAccount" if statistical else "NoStatisticalAccount",
+        "TaxHandlingValue": "Restricted",
+        "TaxFlag": "TaxAccount" if a.group == "TAX" else "NotTaxAccount",
+        "ArchivingTransValue": "AllTransactions",
+        "TaxCodeMandatory": False,
+        "SortValue": a.account,
+        "ExcludeProjFollowup": "FALSE",
+        "ExcludePeriodicalCap": "IncludeInAllLedgers",
+        "ExcludeFromCurrTrans": False,
+        "KeepRepCurrency": False,
+        "KeepReportingEntity": False,
+        "IncludeInRevRec": a.logical == "Revenues",
+        "ExchangeDifference": False,
+        "SatAccountType": "None",
+        "SatLevel": "None",
+    }
+
+
+def code_part_row(company: str, code_part: str, value: str) -> Row:
+    """One value of a code part (cost centre, project, ...)."""
+    row: Row = {
+        "Company": company,
+        "CodePart": code_part,
+        f"Code{code_part}": value,
+        "ValidFrom": date(2020, 1, 1),
+        "ValidUntil": None if value.endswith("3") else date(2049, 12, 31),
+        "Description": code_description(code_part, value),
+        "SortValue": value,
+        "BudgetValue": "BudgetAccount" if code_part in "BC" else "NotBudgetAccount",
+    }
+    if code_part == "F":
+        row["Cf_Customer_Project_Id"] = f"CP-{value}" if value in ("NORTH", "SOUTH") else None
+    return row
 
 
 def _structure_row(
@@ -255,6 +324,7 @@ class VoucherFactory:
             "VoucherDate": voucher_date,
             "EntryDate": entry_date,
             "AccountingPeriod": voucher_date.month,
+            "YearPeriodKey": year_period_key(year, voucher_date.month),
             "Account": account.account,
             "AccountDesc": account.description,
             "DebetAmount": debit,
@@ -268,9 +338,8 @@ class VoucherFactory:
             "Quantity": Decimal(rng.randrange(1, 500)) if account.group == "STOCK" else None,
             "Text": f"{text} {voucher_type}-{number}/{row_no}",
             "TransCode": "MANUAL" if voucher_type == "GL" else "AUTO",
-            "CorrectionRow": "False",
-            "VoucherStatus": "Posted",
         }
+        row.update(zip(DETAIL_COLUMNS, voucher_details(self.company, voucher_type), strict=True))
         for code_part in CODE_PARTS:
             value = None
             if account.logical in ("Cost", "Revenues") and rng.random() < 0.7:
@@ -417,8 +486,8 @@ def generate(config: SandboxConfig) -> Iterator[Generated]:
 
 # All generated vouchers, compactly ----------------------------------------------------------------
 
-# What `VoucherPlan.values` gives, in order: the built-in VoucherRow's properties up to
-# VoucherStatus (Objgrants, luname and keyref, its last three, are the store's).
+# What `VoucherPlan.values` gives, in order: the built-in VoucherRow's properties but its last
+# three (Objgrants, luname and keyref are the store's).
 VOUCHER_COLUMNS: tuple[str, ...] = (
     "Company",
     "VoucherType",
@@ -428,6 +497,7 @@ VOUCHER_COLUMNS: tuple[str, ...] = (
     "VoucherDate",
     "EntryDate",
     "AccountingPeriod",
+    "YearPeriodKey",
     "Account",
     "AccountDesc",
     *(name for c in CODE_PARTS for name in (f"Code{c}", f"Code{c}Desc")),
@@ -442,8 +512,7 @@ VOUCHER_COLUMNS: tuple[str, ...] = (
     "Quantity",
     "Text",
     "TransCode",
-    "CorrectionRow",
-    "VoucherStatus",
+    *DETAIL_COLUMNS,
 )
 ZERO = Decimal(0)
 MICRO = Decimal("0.000001")
@@ -506,6 +575,14 @@ class VoucherBlock:
     def changed_at(self) -> datetime:
         day = self.entry_date
         return datetime(day.year, day.month, day.day, 18, 0, tzinfo=UTC)
+
+
+def _whole_numbers(key: tuple) -> tuple:
+    """The key with whole Decimals (how `$filter` and key predicates read Edm.Decimal) as int."""
+    return tuple(
+        int(v) if type(v) is Decimal and v.is_finite() and v == v.to_integral_value() else v
+        for v in key
+    )
 
 
 class VoucherPlan:
@@ -683,7 +760,7 @@ class VoucherPlan:
 
     def find(self, key: tuple) -> int | None:
         """The row with this (Company, VoucherType, AccountingYear, VoucherNo, RowNo), if any."""
-        company, voucher_type, year, number, row_no = key
+        company, voucher_type, year, number, row_no = _whole_numbers(key)
         if not all(type(n) is int for n in (year, number, row_no)):
             return None
         if voucher_type not in VOUCHER_TYPES:
@@ -724,6 +801,7 @@ class VoucherPlan:
             voucher_date,
             entry,
             voucher_date.month,
+            year_period_key(entry.year, voucher_date.month),
             account.account,
             account.description,
             *CODES_HIGH_VALUES[bits >> 17 & 255],
@@ -739,8 +817,7 @@ class VoucherPlan:
             Decimal(quantity) if quantity else None,
             f"{TEXTS[packed >> 5 & 7]} {voucher_type}-{number}/{row_no}",
             "MANUAL" if voucher_type == "GL" else "AUTO",
-            "False",
-            "Posted",
+            *voucher_details(company, voucher_type),
         )
 
     def row(self, row: int) -> Row:

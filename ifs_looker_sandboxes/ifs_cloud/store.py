@@ -39,6 +39,7 @@ from .dataset import (
     ACCOUNTS,
     CODES_HIGH_VALUES,
     CODES_LOW_VALUES,
+    DETAIL_COLUMNS,
     FOREIGN_RATES,
     MICRO,
     ONE,
@@ -48,6 +49,8 @@ from .dataset import (
     VOUCHER_TYPES,
     VoucherPlan,
     company_currency,
+    voucher_details,
+    year_period_key,
 )
 from .entities import PROJECTIONS, EntitySet, EntityType, Projection
 from .query import (
@@ -464,7 +467,15 @@ class _Layout:
 
 # Properties no generated row leaves null: `X eq null` rules a chunk of them out.
 _NEVER_NULL = frozenset(
-    (*GENERATED_KEYS, "EntryDate", "VoucherDate", "AccountingPeriod", "Account", "AccountDesc")
+    (
+        *GENERATED_KEYS,
+        "EntryDate",
+        "VoucherDate",
+        "AccountingPeriod",
+        "YearPeriodKey",
+        "Account",
+        "AccountDesc",
+    )
 )
 _TYPE_RANK = tuple(sorted(range(len(VOUCHER_TYPES)), key=VOUCHER_TYPES.__getitem__))
 _RANK_OF_TYPE = tuple(_TYPE_RANK.index(t) for t in range(len(VOUCHER_TYPES)))
@@ -979,8 +990,9 @@ class _VoucherJson:
         self.accounts = [
             f'"Account":{_json(a.account)},"AccountDesc":{_json(a.description)},' for a in ACCOUNTS
         ]
-        high_names = VOUCHER_COLUMNS[10:16]
-        low_names = VOUCHER_COLUMNS[16:28]
+        first_code = VOUCHER_COLUMNS.index("CodeB")
+        high_names = VOUCHER_COLUMNS[first_code : first_code + 6]
+        low_names = VOUCHER_COLUMNS[first_code + 6 : first_code + 18]
         self.codes_high = [
             "".join(f'"{n}":{_json(v)},' for n, v in zip(high_names, values, strict=True))
             for values in CODES_HIGH_VALUES
@@ -1010,12 +1022,18 @@ class _VoucherJson:
                 for n, k in zip(self.keyref_names, (company, voucher_type, year), strict=False)
             )
             trans_code = "MANUAL" if voucher_type == "GL" else "AUTO"
+            details = "".join(
+                f'"{name}":{_json(value)},'
+                for name, value in zip(
+                    DETAIL_COLUMNS, voucher_details(company, voucher_type), strict=True
+                )
+            )
             by_type.append(
                 (
                     f',"Company":{_json(company)},"VoucherType":{_json(voucher_type)},'
                     f'"AccountingYear":{_json(year)},"VoucherNo":',
-                    f'","TransCode":{_json(trans_code)},"CorrectionRow":"False",'
-                    f'"VoucherStatus":"Posted","Objgrants":null,"luname":{_json(self.luname)},'
+                    f'","TransCode":{_json(trans_code)},{details}'
+                    f'"Objgrants":null,"luname":{_json(self.luname)},'
                     f'"keyref":{_json(keyref + self.keyref_names[3])[:-1]}',
                     f" {voucher_type}-",
                 )
@@ -1026,6 +1044,7 @@ class _VoucherJson:
             dates.append(
                 f',"VoucherDate":{_json(voucher_date)},"EntryDate":{_json(entry)},'
                 f'"AccountingPeriod":{_json(voucher_date.month)},'
+                f'"YearPeriodKey":{_json(year_period_key(year, voucher_date.month))},'
             )
         currencies = [
             f',"CurrencyCode":{_json(code)},"CurrencyRate":{_json(rate)},"Quantity":'

@@ -1,23 +1,14 @@
 """Tenant variants: the same projections, shaped the way another customer's IFS serves them.
 
 Every real IFS tenant has its own properties and custom fields (`Cf_*`), and
-lacks some that another tenant has. The `default` tenant is the sandbox as it
-always was; `varied` adds properties to every entity type (strings, booleans,
-awkward decimals, enums, dates, timestamps, times of day, binary data, a stream
-property and navigation properties a client must leave out), custom fields on
-the cost dimensions, and lacks a few properties the default tenant serves. Its
-rows are as deterministic per seed as the default tenant's.
-
-Where the names come from: names and Edm types marked "recorded" are facts
-taken from a public recording of live IFS Cloud traffic, the
-`VoucherRowsAnalysis.svc/$metadata` in the test cassettes of the GitHub
-repository keboola/component-ex-ifs
-(`tests/functional/*/source/data/cassettes/requests.json`). Only names, types
-and lengths were taken; nothing of the recordings is copied here. There,
-`VoucherRow` has no `CorrectionRow` and no `VoucherStatus` (it has `Correction`
-and `Corrected`, Edm.Boolean), and `Account` has no `LedgerAccount` (it has
-`LedgFlag`, an `AccountingLedgFlag` enum): so the varied tenant lacks those.
-Names marked "invented" follow IFS naming for projections no recording shows.
+lacks some that another tenant has. The `default` tenant is the sandbox's
+built-in entity types, which follow a recording of a live IFS Cloud system
+(see `entities.py`); `varied` adds custom fields to every entity type
+(strings, booleans, awkward and extreme decimals, an enum, dates, timestamps,
+times of day, binary data, a stream property and a navigation property a
+client must leave out), and lacks a few properties the default tenant serves.
+Its rows are as deterministic per seed as the default tenant's. Its names are
+invented, in IFS's naming style: the recorded ones are the default tenant's.
 
 Tests read a variant's shape from `tenant_variant(name)` (or `sandbox.tenant`):
 `extra_properties[entity_set]` and `missing_properties[entity_set]`, keyed by
@@ -88,7 +79,7 @@ class Extra:
 
     prop: Prop
     value: ValueFunction
-    origin: str = "recorded"  # "recorded" (keboola/component-ex-ifs cassettes) or "invented"
+    origin: str = "invented"  # "invented" (IFS naming style) or "recorded" (a live system's)
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,39 +263,23 @@ def _s(name: str, length: int) -> Prop:
 
 # the varied tenant --------------------------------------------------------------------------------
 
-ACCOUNTING_LEDG_FLAG = EnumType("AccountingLedgFlag", ("LedgerAccount", "NotLedgerAccount"))
-ACC_CURRENCY_BALANCE_FLAG = EnumType(
-    "AccCurrencyBalanceFlag", ("CurrencyBalance", "NoCurrencyBalance")
-)
-ACCOUNT_REQUEST = EnumType("AccountRequest", ("Can", "Mandatory", "Blocked"))
-BUDGET_ACCOUNT_FLAG = EnumType("BudgetAccountFlag", ("BudgetAccount", "NotBudgetAccount"))
 CUSTOMER_ORDER_PRIORITY = EnumType("OrderPriority", ("Low", "Normal", "High", "Urgent"))
+POSTING_SOURCE = EnumType("PostingSource", ("Manual", "Interface", "Allocation"))
 
 _VOUCHER_ROW_EXTRAS: tuple[Extra, ...] = (
-    Extra(_s("ProjectId", 10), _pick("PRJ1001", "PRJ1002", "PRJ2001", None, None)),
-    Extra(_s("ObjectId", 10), _pick("OBJ-01", "OBJ-02", None)),
-    Extra(Prop("Correction", BOOLEAN), _flag(0.05)),
-    Extra(Prop("Corrected", BOOLEAN), _flag(0.03)),
-    Extra(
-        Prop("ProjectActivityId", DECIMAL),
-        _pick(Decimal(100000123), Decimal(100000456), None),
-    ),
-    Extra(_s("PartyType", 20), _pick("SUPPLIER", "CUSTOMER", None)),
-    Extra(
-        _s("PartyName", 100),
-        _pick("Nordic Steel AB", "Müller GmbH", "O'Hara & Sons", "株式会社テスト", None),
-    ),
-    Extra(_s("TaxBookId", 10), _pick("TB1", "TB2", None)),
-    Extra(_s("Userid", 30), _pick("ALAIN", "BRITT", "IFSAPP")),
-    Extra(_s("ApprovedByUserid", 30), _pick("CHEN", None)),
-    Extra(Prop("SecondApprovedByDate", DATE), _days_after("EntryDate", 0.3, 9)),
-    Extra(Prop("YearPeriodKey", DECIMAL), _year_period_key),
-    Extra(Prop("ThirdCurrencyAmount", DECIMAL), _decimals(AWKWARD_DECIMALS)),
-    Extra(Prop("ParallelCurrencyRate", DECIMAL), _decimals(AWKWARD_DECIMALS)),
-    Extra(_s("VoucherTypeReference", 4000), _pick(None, LONG_TEXT)),
+    Extra(Prop("Cf_Allocation_Share", DECIMAL), _decimals(AWKWARD_DECIMALS), "invented"),
     Extra(Prop("Cf_Precision_Probe", DECIMAL), _decimals(EXTREME_DECIMALS), "invented"),
+    Extra(
+        _s("Cf_Party_Alias", 100),
+        _pick("Nordic Steel AB", "Müller GmbH", "O'Hara & Sons", "株式会社テスト", None),
+        "invented",
+    ),
+    Extra(_s("Cf_Long_Note", 4000), _pick(None, LONG_TEXT), "invented"),
+    Extra(Prop("Cf_Review_Required", BOOLEAN), _flag(0.05), "invented"),
+    Extra(Prop("Cf_Settled_On", DATE), _days_after("EntryDate", 0.3, 9), "invented"),
     Extra(Prop("Cf_Approved_At", TIMESTAMP), _timestamp_after("EntryDate", 0.7), "invented"),
     Extra(Prop("Cf_Posting_Time", TIME_OF_DAY), _time_of_day, "invented"),
+    Extra(Prop("Cf_Posting_Source", "PostingSource"), _pick(*POSTING_SOURCE.members), "invented"),
     Extra(
         _s("Cf_Cost_Driver", 4000),
         _pick("Headcount", "Floor area m²", "Machine hours", None),
@@ -315,46 +290,29 @@ _VOUCHER_ROW_EXTRAS: tuple[Extra, ...] = (
 )
 
 _ACCOUNT_EXTRAS: tuple[Extra, ...] = (
-    Extra(_s("CodePart", 1), _pick("A")),
-    Extra(Prop("LedgFlag", "AccountingLedgFlag"), _ledg_flag),
+    Extra(_s("Cf_Consolidation_Account", 20), _copy("Account"), "invented"),
     Extra(
-        Prop("CurrBalance", "AccCurrencyBalanceFlag"),
-        _pick("CurrencyBalance", "NoCurrencyBalance"),
+        _s("Cf_Owner_Note", 2000),
+        _pick(None, "Used by the monthly close; ask O'Brien first."),
+        "invented",
     ),
-    Extra(Prop("ReqCodeB", "AccountRequest"), _pick("Can", "Mandatory", "Blocked")),
-    Extra(Prop("TaxCodeMandatory", BOOLEAN), _flag(0.3)),
-    Extra(_s("Text", 2000), _pick(None, "Used by the monthly close; ask O'Brien first.")),
-    Extra(_s("SortValue", 30), _copy("Account")),
+    Extra(Prop("Cf_Reviewed_On", DATE), _days_after("ValidFrom", 0.5, 400), "invented"),
 )
 
 
 def _code_part_extras(code: str) -> tuple[Extra, ...]:
-    extras = [
-        Extra(_s("CodePart", 1), _pick(code)),
-        Extra(_s("AccountingTextId", 200), _pick(None)),
-        Extra(_s("ReportingEntity", 20), _pick("RE-EU", "RE-US", None)),
-        Extra(_s("Text", 2000), _pick(None, "Maintained by controlling")),
-        Extra(_s("SortValue", 30), _copy(f"Code{code}")),
-        Extra(Prop("BudgetValue", "BudgetAccountFlag"), _pick("BudgetAccount", "NotBudgetAccount")),
-    ]
-    if code not in "EFG":  # in the recording, CodeE, CodeF and CodeG have no AccntType
-        extras.insert(4, Extra(_s("AccntType", 20), _pick("COST", "STAT", None)))
-    if code == "F":
-        extras.append(
-            Extra(_s("Cf_Customer_Project_Id", 4000), _pick("CP-001", "CP-002", "CP-ÅÄÖ-3", None))
-        )
     if code == "B":
-        extras.append(
-            Extra(_s("Cf_Cost_Centre_Owner", 4000), _pick("ALAIN", "BRITT", None), "invented")
-        )
-    return tuple(extras)
+        return (Extra(_s("Cf_Cost_Centre_Owner", 4000), _pick("ALAIN", "BRITT", None), "invented"),)
+    if code == "C":
+        return (Extra(Prop("Cf_Budget_Cap", DECIMAL), _decimals(AWKWARD_DECIMALS), "invented"),)
+    return (Extra(_s("Cf_Reporting_Group", 100), _pick("GROUP", "LOCAL", None), "invented"),)
 
 
 VARIED = TenantVariant(
     name="varied",
     description=(
-        "properties and custom fields of a real tenant: extras on every entity type, "
-        "CorrectionRow/VoucherStatus/LedgerAccount missing"
+        "custom fields and properties of another tenant on every entity type; "
+        "a few of the default tenant's properties missing"
     ),
     extras={
         "VoucherRowSet": _VOUCHER_ROW_EXTRAS,
@@ -406,24 +364,23 @@ VARIED = TenantVariant(
         ),
     },
     missing={
-        "VoucherRowSet": ("CorrectionRow", "VoucherStatus"),
-        "Reference_Account": ("LedgerAccount",),
+        # a tenant without projects, tax series or periodical allocation, nor Mexican SAT reporting
+        "VoucherRowSet": ("ProjectActivityId", "PeriodAllocation", "TaxSeriesNo"),
+        "Reference_Account": ("SatAccountType", "SatLevel", "SatAccountGroup", "SatParentAccount"),
+        **{f"Reference_Code{c}": ("AccountingTextId",) for c in CODE_PARTS},
     },
     navigations={
-        "VoucherRowSet": tuple(
+        "VoucherRowSet": (
             Navigation(
-                f"Code{c}Ref", f"Code{c}", False, (("Company", "Company"), (f"Code{c}", f"Code{c}"))
-            )
-            for c in ("B", "F")
+                "EnteredByUserGroupRef",
+                "UserGroupFinance",
+                False,
+                (("Company", "Company"), ("EnteredByUserGroup", "UserGroup")),
+            ),
         ),
     },
     enums={
-        "VoucherRowsAnalysis": (
-            ACCOUNTING_LEDG_FLAG,
-            ACC_CURRENCY_BALANCE_FLAG,
-            ACCOUNT_REQUEST,
-            BUDGET_ACCOUNT_FLAG,
-        ),
+        "VoucherRowsAnalysis": (POSTING_SOURCE,),
         "CustomerOrderHandling": (CUSTOMER_ORDER_PRIORITY,),
     },
 )

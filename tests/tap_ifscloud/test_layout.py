@@ -27,7 +27,8 @@ def test_cost_dimensions_fold_nine_code_parts_into_one_stream():
     assert props["code"]["maxLength"] == 20
     assert [r.entity_set for r in layout.reads] == [f"Reference_Code{c}" for c in "BCDEFGHIJ"]
     read_j = layout.reads[-1]
-    assert read_j.rename == {"CodeJ": "code"}
+    # IFS's own CodePart property ("J") is the same fact as the stream's code_part column
+    assert read_j.rename == {"CodeJ": "code", "CodePart": "code_part"}
     assert [f for f, _ in read_j.order_fields] == ["Company", "CodeJ"]
 
 

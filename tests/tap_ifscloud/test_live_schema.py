@@ -4,7 +4,7 @@ drift between a cached catalog and IFS is reported, and discovery never falls ba
 The "varied" sandbox tenant serves what a real IFS tenant does and ours does not: extra
 properties on every entity type (custom fields `Cf_*`, awkward decimals, dates, timestamps,
 times of day, enums, binary and stream properties, navigation properties) and lacks a few
-of the default tenant's (`CorrectionRow`, `VoucherStatus`, `LedgerAccount`).
+of the default tenant's (`PeriodAllocation`, `SatLevel`, ...).
 """
 
 from __future__ import annotations
@@ -84,10 +84,10 @@ def test_discovery_lists_every_property_the_system_has(varied_sandbox, caplog):
     assert vouchers["Cf_Precision_Probe"] == {"type": ["number", "null"]}  # Edm.Decimal
     assert vouchers["Cf_Approved_At"] == {"type": ["string", "null"], "format": "date-time"}
     assert vouchers["Cf_Posting_Time"] == {"type": ["string", "null"], "format": "time"}
-    assert vouchers["SecondApprovedByDate"] == {"type": ["string", "null"], "format": "date"}
-    assert vouchers["Correction"] == {"type": ["boolean", "null"]}
+    assert vouchers["Cf_Settled_On"] == {"type": ["string", "null"], "format": "date"}
+    assert vouchers["Cf_Review_Required"] == {"type": ["boolean", "null"]}
     assert vouchers["Cf_Cost_Driver"] == {"type": ["string", "null"], "maxLength": 4000}
-    assert vouchers["AccountingYear"] == {"type": "integer"}  # a key: never null
+    assert vouchers["AccountingYear"] == {"type": "number"}  # a key (Edm.Decimal): never null
     accounts = found["gl_accounts"]
     assert accounts["LedgFlag"]["enum"] == ["LedgerAccount", "NotLedgerAccount", None]
     assert "Cf_Customer_Project_Id" in found["cost_dimensions"]
@@ -96,7 +96,12 @@ def test_discovery_lists_every_property_the_system_has(varied_sandbox, caplog):
     lines = [r.getMessage() for r in caplog.records if "left out of the schema" in r.getMessage()]
     voucher_lines = [line for line in lines if "'voucher_rows'" in line]
     assert len(voucher_lines) == 1
-    for name in ("Cf_Signature (Edm.Binary)", "DocumentData (Edm.Stream)", "CodeBRef", "CodeFRef"):
+    for name in (
+        "Cf_Signature (Edm.Binary)",
+        "DocumentData (Edm.Stream)",
+        "CodeBRef",
+        "EnteredByUserGroupRef",
+    ):
         assert name in voucher_lines[0]
 
 
@@ -195,18 +200,20 @@ def test_a_stale_catalog_warns_once_per_stream_and_dropped_properties_are_null(
         assert all(set(r) <= set(stale_props[name]) for r in records), name
 
     gone = [m for m in messages if "no longer offers" in m]
-    assert len(gone) == 2, gone
+    assert len(gone) == 3, gone
     [voucher_gone] = [m for m in gone if m.startswith("Stream 'voucher_rows'")]
-    assert "CorrectionRow, VoucherStatus" in voucher_gone
+    assert "ProjectActivityId, PeriodAllocation, TaxSeriesNo" in voucher_gone
     assert "emitted as null" in voucher_gone
     [account_gone] = [m for m in gone if m.startswith("Stream 'gl_accounts'")]
-    assert "LedgerAccount" in account_gone
+    assert "SatAccountType, SatAccountGroup, SatLevel, SatParentAccount" in account_gone
+    [codes_gone] = [m for m in gone if m.startswith("Stream 'cost_dimensions'")]
+    assert "AccountingTextId" in codes_gone
     vouchers = run.records("voucher_rows")
-    assert all(r["CorrectionRow"] is None and r["VoucherStatus"] is None for r in vouchers)
-    assert all(r["LedgerAccount"] is None for r in run.records("gl_accounts"))
+    assert all(r["PeriodAllocation"] is None and r["TaxSeriesNo"] is None for r in vouchers)
+    assert all(r["SatLevel"] is None for r in run.records("gl_accounts"))
 
     requests = [unquote(path) for _, path, _ in varied_sandbox.request_log[logged:]]
-    assert not [p for p in requests if "$select=" in p and "CorrectionRow" in p]
+    assert not [p for p in requests if "$select=" in p and "PeriodAllocation" in p]
     assert not [s for _, _, s in varied_sandbox.request_log[logged:] if s >= 400]
     # one $metadata request per projection for the whole run
     metadata = [p for p in requests if p.endswith("/$metadata")]

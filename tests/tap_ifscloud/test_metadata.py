@@ -40,9 +40,14 @@ def test_edm_types_map_to_json_schema(shared_sandbox):
     assert props["Company"] == {"type": "string", "maxLength": 20}  # a key: never null
     assert props["Amount"] == {"type": ["number", "null"]}
     assert props["EntryDate"] == {"type": ["string", "null"], "format": "date"}
-    assert props["AccountingYear"] == {"type": "integer"}
-    assert props["CorrectionRow"] == {"type": ["string", "null"], "enum": ["True", "False", None]}
-    assert rows.date_fields == ["VoucherDate", "EntryDate"]
+    assert props["AccountingYear"] == {"type": "number"}  # Edm.Decimal, as real IFS types it
+    assert props["Correction"] == {"type": ["boolean", "null"]}
+    accounts = metadata.entity_sets["Reference_Account"].properties
+    assert accounts["LedgFlag"] == {
+        "type": ["string", "null"],
+        "enum": ["LedgerAccount", "NotLedgerAccount", None],
+    }
+    assert rows.date_fields == ["VoucherDate", "EntryDate", "SecondApprovedByDate"]
     assert set(metadata.entity_sets) >= {"Reference_Account", "Reference_CodeB", "Reference_CodeJ"}
 
     invoices = parse_edmx(

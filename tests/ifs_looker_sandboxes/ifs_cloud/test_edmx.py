@@ -88,7 +88,7 @@ def test_navigation_properties_and_enums_are_declared(client: ODataClient) -> No
     assert binding.get("Target") == "PurchaseOrderLineSet"
     vouchers = parse_metadata(client, "VoucherRowsAnalysis")
     logical = next(
-        e for e in vouchers.findall("edm:EnumType", NS) if e.get("Name") == "LogicalAccountType"
+        e for e in vouchers.findall("edm:EnumType", NS) if e.get("Name") == "AccountTypeValue"
     )
     assert [m.get("Name") for m in logical] == [
         "Assets",

@@ -34,7 +34,7 @@ def row(**values: object) -> SimpleNamespace:
         EntryDate=date(2025, 3, 1),
         Amount=Decimal("100.50"),
         Text="O'Brien",
-        VoucherStatus="Posted",
+        Correction=False,
     )
     base.update(values)
     return SimpleNamespace(**base)
@@ -61,8 +61,10 @@ def matches(text: str, candidate: SimpleNamespace) -> bool:
         ("Company eq 'XX' or VoucherNo eq 202500001", True),
         ("not (Company eq 'US01')", False),
         ("(Company eq 'US01' or Company eq 'DE01') and (RowNo ge 1 and RowNo le 1)", True),
-        ("VoucherStatus eq 'Posted'", True),
-        ("VoucherStatus eq IfsApp.VoucherRowsAnalysis.VoucherStatus'Posted'", True),
+        ("Correction eq false", True),
+        ("Correction", False),
+        ("not Correction", True),
+        ("VoucherNo eq 202500001.0", True),
         ("contains(Text,'Bri')", True),
         ("startswith(Company,'DE')", False),
         ("tolower(Company) eq 'us01'", True),
@@ -104,7 +106,6 @@ def test_timestamp_literals_compare_in_utc() -> None:
         ),
         ("EntryDate eq 'yesterday'", "incompatible types"),
         ("Company eq 5", "incompatible types"),
-        ("VoucherStatus eq 'Lost'", "'Lost' is not a valid value of enumeration 'VoucherStatus'"),
         ("Company eq 'US01' and", "unexpected end"),
         ("(Company eq 'US01'", "')' expected"),
         ("Company eq 'unterminated", "Syntax error"),
@@ -145,3 +146,24 @@ def test_orderby_and_select() -> None:
         parse_orderby("Bogus asc", VOUCHER_ROW, NAMESPACE)
     with pytest.raises(QueryError, match="Could not find a property named 'Bogus'"):
         parse_select("Company,Bogus", VOUCHER_ROW, NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("LogicalAccountType eq 'Cost'", True),
+        ("LogicalAccountType eq IfsApp.VoucherRowsAnalysis.AccountTypeValue'Cost'", True),
+        ("LogicalAccountType eq 'Assets'", False),
+        ("LogicalAccountType eq 'Lost'", "'Lost' is not a valid value of enumeration"),
+    ],
+)
+def test_enum_filters_know_their_members(text: str, expected: bool | str) -> None:
+    account_type = PROJECTION.entity_type("Account")
+    account = SimpleNamespace(
+        **{**dict.fromkeys(account_type.field_names), "LogicalAccountType": "Cost"}
+    )
+    if isinstance(expected, str):
+        with pytest.raises(QueryError, match=expected):
+            parse_filter(text, account_type, NAMESPACE)
+        return
+    assert parse_filter(text, account_type, NAMESPACE).predicate(account) is expected

@@ -1,4 +1,4 @@
-"""Tenant variants: `varied` serves a real tenant's shape; the default tenant is unchanged.
+"""Tenant variants: `varied` serves another tenant's shape; the default tenant the built-in one.
 
 What a test elsewhere reads ("no column lost"): `tenant_variant("varied")` (or `sandbox.tenant`)
 with `extra_properties[entity_set]`, `missing_properties[entity_set]`,
@@ -22,12 +22,17 @@ from ifs_looker_sandboxes.ifs_cloud.entities import (
     DATE,
     DECIMAL,
     PROJECTIONS,
+    PROJECTIONS_BY_NAME,
     STREAM,
     STRING,
     TIME_OF_DAY,
     TIMESTAMP,
 )
-from ifs_looker_sandboxes.ifs_cloud.tenants import AWKWARD_DECIMALS, EXTREME_DECIMALS
+from ifs_looker_sandboxes.ifs_cloud.tenants import (
+    AWKWARD_DECIMALS,
+    EXTREME_DECIMALS,
+    POSTING_SOURCE,
+)
 from tests.sandboxes import ifs_cloud_sandbox, running_ifs_cloud
 
 from .conftest import ODataClient
@@ -35,6 +40,7 @@ from .conftest import ODataClient
 VARIED = tenant_variant("varied")
 NS = {"edm": "http://docs.oasis-open.org/odata/ns/edm"}
 SMALL = {"voucher_rows_per_company": 200, "orders_per_company": 12, "invoices_per_company": 12}
+DEFAULT_VOUCHER_ROW = PROJECTIONS_BY_NAME["VoucherRowsAnalysis"].entity_type("VoucherRow")
 ENTITY_SETS = [(p.name, s.name) for p in PROJECTIONS for s in p.entity_sets]
 
 
@@ -82,22 +88,22 @@ def test_extras_cover_the_kinds_of_property_a_real_tenant_has() -> None:
     assert {STRING, BOOLEAN, DECIMAL, DATE, TIMESTAMP, TIME_OF_DAY, BINARY, STREAM} <= types
     assert any(not t.startswith("Edm.") for t in types), "an enum-typed extra"
     voucher = {p.name: p.type for p in VARIED.extra_properties["VoucherRowSet"]}
-    # names and types recorded from a live IFS Cloud's VoucherRowsAnalysis.svc/$metadata
-    assert voucher["ProjectId"] == STRING and voucher["PartyName"] == STRING
-    assert voucher["TaxBookId"] == STRING and voucher["Userid"] == STRING
-    assert voucher["Correction"] == BOOLEAN and voucher["Corrected"] == BOOLEAN
-    assert voucher["SecondApprovedByDate"] == DATE
-    assert any(name.startswith("Cf_") for name in voucher)
-    code_f = {p.name: p for p in VARIED.extra_properties["Reference_CodeF"]}
-    assert code_f["Cf_Customer_Project_Id"].type == STRING
-    assert code_f["Cf_Customer_Project_Id"].max_length == 4000
+    assert voucher["Cf_Party_Alias"] == STRING and voucher["Cf_Review_Required"] == BOOLEAN
+    assert voucher["Cf_Settled_On"] == DATE and voucher["Cf_Allocation_Share"] == DECIMAL
+    assert voucher["Cf_Posting_Source"] == "PostingSource"
+    default_names = {p.name for p in DEFAULT_VOUCHER_ROW.props}
+    assert not default_names & set(voucher), "extras are beyond the default (recorded) shape"
     assert VARIED.extra_navigations["VoucherRowSet"]
     assert VARIED.stream_properties("VoucherRowSet") == ("DocumentData",)
 
 
 def test_missing_properties_are_neither_keys_nor_replication_fields() -> None:
-    assert set(VARIED.missing_properties["VoucherRowSet"]) == {"CorrectionRow", "VoucherStatus"}
-    assert VARIED.missing_properties["Reference_Account"] == ("LedgerAccount",)
+    assert set(VARIED.missing_properties["VoucherRowSet"]) == {
+        "ProjectActivityId",
+        "PeriodAllocation",
+        "TaxSeriesNo",
+    }
+    assert "SatLevel" in VARIED.missing_properties["Reference_Account"]
     for projection, entity_set in ENTITY_SETS:
         default = next(p for p in PROJECTIONS if p.name == projection)
         entity = default.entity_type(default.entity_set(entity_set).entity_type)  # type: ignore[union-attr]
@@ -183,13 +189,13 @@ def test_voucher_rows_carry_exact_awkward_decimals(varied: ODataClient) -> None:
     response = varied.get("VoucherRowsAnalysis", "VoucherRowSet")
     rows = json.loads(response.content, parse_float=Decimal)["value"]
     table = varied.sandbox.store.table("VoucherRowsAnalysis", "VoucherRowSet")
-    seen: dict[str, set[str]] = {"ThirdCurrencyAmount": set(), "Cf_Precision_Probe": set()}
+    seen: dict[str, set[str]] = {"Cf_Allocation_Share": set(), "Cf_Precision_Probe": set()}
     for row in rows:
         stored = table.rows[table.key_of(row)]
         for name, values in seen.items():
             assert str(row[name]) == str(getattr(stored, name)), "the JSON number is exact"
             values.add(str(row[name]))
-    assert seen["ThirdCurrencyAmount"] == {str(d) for d in AWKWARD_DECIMALS}
+    assert seen["Cf_Allocation_Share"] == {str(d) for d in AWKWARD_DECIMALS}
     assert seen["Cf_Precision_Probe"] == {str(d) for d in EXTREME_DECIMALS}
     for text in ("12345678901234567890.123456789", "1.5E+3", "-0.00", "9" * 65 + "." + "9" * 65):
         assert text.encode() in response.content, f"{text} is sent as written"
@@ -199,10 +205,10 @@ def test_extra_values_are_typed_as_the_metadata_says(varied: ODataClient) -> Non
     row = next(
         r
         for r in all_rows(varied, "VoucherRowsAnalysis", "VoucherRowSet")
-        if r["Cf_Approved_At"] and r["SecondApprovedByDate"] and r["Cf_Signature"]
+        if r["Cf_Approved_At"] and r["Cf_Settled_On"] and r["Cf_Signature"]
     )
-    assert isinstance(row["Correction"], bool)
-    assert len(row["SecondApprovedByDate"]) == 10 and row["SecondApprovedByDate"][4] == "-"
+    assert isinstance(row["Cf_Review_Required"], bool)
+    assert len(row["Cf_Settled_On"]) == 10 and row["Cf_Settled_On"][4] == "-"
     assert row["Cf_Approved_At"].endswith("Z") and "T" in row["Cf_Approved_At"]
     assert len(row["Cf_Posting_Time"]) == 8 and row["Cf_Posting_Time"][2] == ":"
     assert set(row["Cf_Signature"]) <= set(
@@ -247,14 +253,14 @@ def test_the_mutation_clock_keeps_the_tenant_shape() -> None:
     vouchers = [
         r for r in sandbox.rows("VoucherRowsAnalysis", "VoucherRowSet") if r["VoucherNo"] >= 8e8
     ]
-    assert vouchers and all(r["Userid"] in ("ALAIN", "BRITT", "IFSAPP") for r in vouchers)
+    assert vouchers and all(r["Cf_Posting_Source"] in POSTING_SOURCE.members for r in vouchers)
 
 
 # query options on extras --------------------------------------------------------------------------
 
 
 def test_select_extras(varied: ODataClient) -> None:
-    chosen = "ProjectId,Correction,ThirdCurrencyAmount,Cf_Posting_Time,Cf_Signature"
+    chosen = "ProjectId,Cf_Review_Required,Cf_Allocation_Share,Cf_Posting_Time,Cf_Signature"
     rows = all_rows(
         varied, "VoucherRowsAnalysis", "VoucherRowSet", **{"$select": chosen, "$top": "5"}
     )
@@ -263,28 +269,41 @@ def test_select_extras(varied: ODataClient) -> None:
 
 
 FILTERS: list[tuple[str, str, str, Callable[[dict], bool]]] = [
-    ("VoucherRowsAnalysis", "VoucherRowSet", "Correction eq true", lambda r: r["Correction"]),
-    ("VoucherRowsAnalysis", "VoucherRowSet", "Correction", lambda r: r["Correction"]),
     (
         "VoucherRowsAnalysis",
         "VoucherRowSet",
-        "ProjectId eq 'PRJ1001'",
-        lambda r: r["ProjectId"] == "PRJ1001",
-    ),
-    ("VoucherRowsAnalysis", "VoucherRowSet", "ProjectId eq null", lambda r: r["ProjectId"] is None),
-    (
-        "VoucherRowsAnalysis",
-        "VoucherRowSet",
-        "PartyName eq 'O''Hara & Sons'",
-        lambda r: r["PartyName"] == "O'Hara & Sons",
+        "Cf_Review_Required eq true",
+        lambda r: r["Cf_Review_Required"],
     ),
     (
         "VoucherRowsAnalysis",
         "VoucherRowSet",
-        "SecondApprovedByDate ge 2025-06-01",
-        lambda r: (
-            r["SecondApprovedByDate"] is not None and r["SecondApprovedByDate"] >= "2025-06-01"
-        ),
+        "Cf_Review_Required",
+        lambda r: r["Cf_Review_Required"],
+    ),
+    (
+        "VoucherRowsAnalysis",
+        "VoucherRowSet",
+        "Cf_Posting_Source eq 'Allocation'",
+        lambda r: r["Cf_Posting_Source"] == "Allocation",
+    ),
+    (
+        "VoucherRowsAnalysis",
+        "VoucherRowSet",
+        "Cf_Party_Alias eq null",
+        lambda r: r["Cf_Party_Alias"] is None,
+    ),
+    (
+        "VoucherRowsAnalysis",
+        "VoucherRowSet",
+        "Cf_Party_Alias eq 'O''Hara & Sons'",
+        lambda r: r["Cf_Party_Alias"] == "O'Hara & Sons",
+    ),
+    (
+        "VoucherRowsAnalysis",
+        "VoucherRowSet",
+        "Cf_Settled_On ge 2025-06-01",
+        lambda r: r["Cf_Settled_On"] is not None and r["Cf_Settled_On"] >= "2025-06-01",
     ),
     (
         "VoucherRowsAnalysis",
@@ -301,14 +320,14 @@ FILTERS: list[tuple[str, str, str, Callable[[dict], bool]]] = [
     (
         "VoucherRowsAnalysis",
         "VoucherRowSet",
-        "ThirdCurrencyAmount eq 0.1",
-        lambda r: r["ThirdCurrencyAmount"] == Decimal("0.1"),
+        "Cf_Allocation_Share eq 0.1",
+        lambda r: r["Cf_Allocation_Share"] == Decimal("0.1"),
     ),
     (
         "VoucherRowsAnalysis",
         "VoucherRowSet",
-        "ThirdCurrencyAmount gt 1E+3",
-        lambda r: r["ThirdCurrencyAmount"] > 1000,
+        "Cf_Allocation_Share gt 1E+3",
+        lambda r: r["Cf_Allocation_Share"] > 1000,
     ),
     (
         "VoucherRowsAnalysis",
@@ -342,9 +361,9 @@ FILTERS: list[tuple[str, str, str, Callable[[dict], bool]]] = [
     ),
     (
         "VoucherRowsAnalysis",
-        "Reference_CodeF",
-        "Cf_Customer_Project_Id ne null",
-        lambda r: r["Cf_Customer_Project_Id"] is not None,
+        "Reference_CodeB",
+        "Cf_Cost_Centre_Owner ne null",
+        lambda r: r["Cf_Cost_Centre_Owner"] is not None,
     ),
     (
         "CustomerOrderHandling",
@@ -385,12 +404,12 @@ def test_filter_on_extras_selects_exactly_the_matching_rows(
 @pytest.mark.parametrize(
     ("params", "words"),
     [
-        ({"$filter": "VoucherStatus eq 'Posted'"}, "is not defined in type"),
-        ({"$select": "CorrectionRow"}, "Could not find a property named 'CorrectionRow'"),
+        ({"$filter": "TaxSeriesNo eq 1"}, "is not defined in type"),
+        ({"$select": "PeriodAllocation"}, "Could not find a property named 'PeriodAllocation'"),
         ({"$select": "DocumentData"}, "stream property"),
         ({"$filter": "DocumentData eq null"}, "stream property"),
         ({"$orderby": "DocumentData"}, "stream property"),
-        ({"$select": "CodeBRef"}, "Could not find a property named 'CodeBRef'"),
+        ({"$select": "EnteredByUserGroupRef"}, "named 'EnteredByUserGroupRef'"),
         ({"$filter": "Cf_Signature eq 'abc'"}, "incompatible types"),
         ({"$filter": "Cf_Posting_Time ge 25:00:00"}, "Invalid TimeOfDay literal"),
     ],
@@ -414,9 +433,9 @@ def test_patch_extras_are_validated_and_kept(sandbox_factory) -> None:
     bogus = client.session.patch(url, json={"Priority": "Whenever"}, timeout=10)
     assert bogus.status_code == 400
     assert "not a valid value of enumeration 'OrderPriority'" in bogus.json()["error"]["message"]
-    url = client.url("VoucherRowsAnalysis", "Reference_CodeF(Company='US01',CodeF='EAST')")
-    response = client.session.patch(url, json={"Cf_Customer_Project_Id": "CP-9"}, timeout=10)
-    assert response.status_code == 200 and response.json()["Cf_Customer_Project_Id"] == "CP-9"
+    url = client.url("VoucherRowsAnalysis", "Reference_CodeB(Company='US01',CodeB='100')")
+    response = client.session.patch(url, json={"Cf_Cost_Centre_Owner": "CHEN"}, timeout=10)
+    assert response.status_code == 200 and response.json()["Cf_Cost_Centre_Owner"] == "CHEN"
     stream = client.session.patch(
         client.url(
             "VoucherRowsAnalysis",
@@ -432,7 +451,7 @@ def test_patch_extras_are_validated_and_kept(sandbox_factory) -> None:
 # the default tenant -------------------------------------------------------------------------------
 
 
-def test_default_tenant_is_unchanged(ifs_sandbox: IfsCloudSandbox) -> None:
+def test_default_tenant_is_the_built_in_shape(ifs_sandbox: IfsCloudSandbox) -> None:
     default = tenant_variant("default")
     assert ifs_sandbox.tenant is default and ifs_sandbox.config.tenant == "default"
     assert default.extra_properties == {} and default.missing_properties == {}
@@ -442,7 +461,7 @@ def test_default_tenant_is_unchanged(ifs_sandbox: IfsCloudSandbox) -> None:
         schema(client, "VoucherRowsAnalysis"), "VoucherRowsAnalysis", "VoucherRowSet"
     )
     names = {p.get("Name") for p in element.findall("edm:Property", NS)}
-    assert {"CorrectionRow", "VoucherStatus"} <= names
     assert not names & {p.name for p in VARIED.extra_properties["VoucherRowSet"]}
     row = client.rows("VoucherRowsAnalysis", "VoucherRowSet", **{"$top": "1"})[0]
-    assert "VoucherStatus" in row and "ProjectId" not in row
+    assert set(row) - {"@odata.etag"} == names
+    assert "Cf_Posting_Source" not in row and "ProjectId" in row
