@@ -28,7 +28,11 @@ def render_metadata(projection: Projection) -> bytes:
     services = ET.SubElement(edmx, "edmx:DataServices")
     schema = ET.SubElement(services, "Schema", {"Namespace": namespace, "xmlns": EDM_NS})
     for enum in projection.enums:
-        element = ET.SubElement(schema, "EnumType", {"Name": enum.name})
+        element = ET.SubElement(
+            schema,
+            "EnumType",
+            {"Name": enum.name, "IsFlags": "false", "UnderlyingType": "Edm.Int32"},  # as IFS
+        )
         for value, member in enumerate(enum.members):
             ET.SubElement(element, "Member", {"Name": member, "Value": str(value)})
     for name, props in projection.complex_types:

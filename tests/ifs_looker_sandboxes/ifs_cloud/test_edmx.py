@@ -90,6 +90,7 @@ def test_navigation_properties_and_enums_are_declared(client: ODataClient) -> No
     logical = next(
         e for e in vouchers.findall("edm:EnumType", NS) if e.get("Name") == "AccountTypeValue"
     )
+    assert (logical.get("IsFlags"), logical.get("UnderlyingType")) == ("false", "Edm.Int32")
     assert [m.get("Name") for m in logical] == [
         "Assets",
         "Liabilities",
