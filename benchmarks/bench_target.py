@@ -10,6 +10,7 @@ and prints records/s and peak RSS of each, measured in this run.
 
     .venv/bin/python benchmarks/bench_target.py --records 20000     # quick try
     .venv/bin/python benchmarks/bench_target.py                      # 200,000 records
+    .venv/bin/python benchmarks/bench_target.py --generate-only      # the input file alone
 
 Targets: target-looker on PostgreSQL >= 10x the peer and >= 1/3 of the COPY rate;
 peak RSS under 400 MB.
@@ -259,6 +260,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--skip-peer", action="store_true", help="omit meltanolabs-target-postgres")
+    parser.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="only write the input file (if it is missing) and print its path: for profiling",
+    )
     args = parser.parse_args()
     n = args.records
     work = CACHE / "target"
@@ -272,6 +278,8 @@ def main() -> int:
         f"{len(PROPERTIES)} properties)",
         flush=True,
     )
+    if args.generate_only:
+        return 0
 
     results: dict[str, tuple[float, float]] = {}
     url = fresh_database("bench_target_looker")

@@ -120,10 +120,24 @@ def _string_type(schema: dict) -> tuple[SqlType, t.Any]:
         return TEXT, t.Literal[tuple(members)]
     max_length = schema.get("maxLength")
     if isinstance(max_length, int) and max_length > 0:
-        # The length is checked per batch (sinks.py): a Meta constraint here would
-        # double the cost of decoding.
+        # Plain `str`: an over-long value is a reject made by the sink from the decoded
+        # row, reason and all; `length_checked` gives the decode a quick look first.
         return SqlType("varchar", length=max_length), str
     return TEXT, str
+
+
+def length_checked(sql_type: SqlType, decode_type: t.Any) -> t.Any:
+    """`decode_type`, refusing a string longer than a VARCHAR column holds.
+
+    The stream's first decode uses these types so that a batch with no over-long value
+    (nearly all) needs no pass over its strings: msgspec checks the length while it
+    builds the string (code points, as `len` counts), at no measurable cost. A record
+    that fails is decoded again with the plain types, and its batch checked value by
+    value (sinks.LookerSink), so what is rejected, and why, does not change.
+    """
+    if sql_type.kind == "varchar" and sql_type.length and decode_type is str:
+        return t.Annotated[str, msgspec.Meta(max_length=sql_type.length)]
+    return decode_type
 
 
 def needs_renaming(name: str) -> bool:

@@ -34,6 +34,7 @@ from target_looker.columns import (
     TEXT,
     TIMESTAMPTZ,
     Column,
+    length_checked,
     needs_renaming,
     property_type,
     record_struct,
@@ -113,6 +114,9 @@ class TablePlan:
     key_properties: list[str]
     properties: set[str]
     key_struct: type[msgspec.Struct] | None = None  # the key properties alone, typed
+    #: `struct` with each VARCHAR's length checked while decoding (`columns.length_checked`);
+    #: None when the stream has no VARCHAR column.
+    checked_struct: type[msgspec.Struct] | None = None
 
     @property
     def names(self) -> list[str]:
@@ -194,6 +198,12 @@ def plan_table(
         (prop, decode_type if is_key else decode_type | None, prop in required)
         for prop, _, _, decode_type, is_key in data
     ]
+    checked_fields = [
+        (prop, checked if is_key else checked | None, prop in required)
+        for prop, _, sql_type, decode_type, is_key in data
+        for checked in [length_checked(sql_type, decode_type)]
+    ]
+    has_varchar = any(sql_type.kind == "varchar" for _, _, sql_type, _, _ in data)
     columns = [
         Column(column, sql_type, source=prop, nullable=not is_key)
         for prop, column, sql_type, _, is_key in data
@@ -206,6 +216,7 @@ def plan_table(
             columns.append(Column(col.name, col.sql_type, source=prop))
     row_width = len(fields)
     fields += [(prop, t.Any, False) for prop in ignored]
+    checked_fields += fields[len(checked_fields) :]
     renamed = {prop: f"~{i}" for i, (prop, _, _) in enumerate(fields) if needs_renaming(prop)}
     absent = [RECORD_SUPPLIED[c][0] for c in RECORD_SUPPLIED if c not in supplied]
     columns += PER_RECORD
@@ -230,6 +241,7 @@ def plan_table(
             if key_properties and all(k in key_types for k in key_properties)
             else None
         ),
+        checked_struct=record_struct(stream, checked_fields) if has_varchar else None,
     )
 
 
@@ -331,13 +343,11 @@ class LookerSink(BatchSink):
             target.bookmark_properties.get(self.stream_name, []),
         )
         self.batch_rows = self.max_size
-        self._decode = (
-            self._decode_renamed
-            if self.plan.renamed
-            # numbers inside object/array properties stay exact, like every other amount
-            else msgspec.json.Decoder(self.plan.struct, float_hook=decimal.Decimal).decode
-        )
+        self._decode, self._decode_unchecked = self._decoders()
         self._astuple = msgspec.structs.astuple
+        # Struct fields past the row (target-owned metadata the record sent) are cut off.
+        struct_width = len(self.plan.struct.__struct_fields__)
+        self._row_width = self.plan.row_width if struct_width != self.plan.row_width else None
         self._check_nul = warehouse.forbids_nul_in_text
         self._warned_fields: set[str] = set()
         self._last_extracted: tuple[str | None, datetime.datetime | None] = (None, None)
@@ -354,6 +364,22 @@ class LookerSink(BatchSink):
             sources.index(bookmarks[0]) if bookmarks[:1] and bookmarks[0] in sources else None
         )
 
+    def _decoders(self) -> tuple[Callable[[t.Any], t.Any], Callable[[t.Any], t.Any] | None]:
+        """The record decoder of the hot path, and the one without VARCHAR length checks
+        to decode a record again after the first refused it (None: the same decoder).
+
+        Streams with property names msgspec cannot map take the slower `_decode_renamed`,
+        which checks no length (their batches are checked value by value).
+        """
+        if self.plan.renamed:
+            return self._decode_renamed, None
+        # numbers inside object/array properties stay exact, like every other amount
+        plain = msgspec.json.Decoder(self.plan.struct, float_hook=decimal.Decimal).decode
+        if self.plan.checked_struct is None:
+            return plain, None
+        checked = msgspec.json.Decoder(self.plan.checked_struct, float_hook=decimal.Decimal)
+        return checked.decode, plain
+
     # Batch state ----------------------------------------------------------------------
 
     def _reset_batch(self) -> None:
@@ -362,6 +388,9 @@ class LookerSink(BatchSink):
         self._all_raws: list[msgspec.Raw] = []  # every record, in arrival order
         self._all_lines: list[int] = []  # the input line of each, aligned with _all_raws
         self._dropped: list[int] = []  # positions in _all_raws of records that made no row
+        # Whether a row may hold a string longer than its VARCHAR: a record that the
+        # length-checking decoder refused made a row (see `_decode_again`).
+        self._maybe_overlong = False
         self._rejects: list[Reject] = []
         self._batch_id: str | None = None
         self._received_at: datetime.datetime | None = None
@@ -387,27 +416,29 @@ class LookerSink(BatchSink):
 
     # Hot path -------------------------------------------------------------------------
 
-    def add(self, envelope: RecordEnvelope, seq: int, has_nul: bool = False, line: int = 0) -> None:
+    def add(self, envelope: RecordEnvelope, seq: int, has_nul: bool = False, line: int = 0) -> bool:
         """Decode one record into a row, or into a reject with the reason.
 
         `has_nul`: the input line contains a `\\u0000` escape (checked by the reader);
-        `line`: its input line number, for a reject.
+        `line`: its input line number, for a reject. Returns whether the batch is full
+        (`batch_rows` records), so the caller needs no second look at the sink.
         """
         if self.first_seq is None:
             self._start_batch(seq)
         raw = envelope.record
-        self._all_raws.append(raw)
+        raws = self._all_raws
+        raws.append(raw)
         self._all_lines.append(line)
         try:
             obj = self._decode(raw)
         except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError included
-            obj = self._recover(envelope, exc, line)
+            obj = self._decode_again(envelope, exc, line)
             if obj is None:
-                self._dropped.append(len(self._all_raws) - 1)
-                return
+                self._dropped.append(len(raws) - 1)
+                return len(raws) >= self.batch_rows
         row = self._astuple(obj)
-        if len(row) != self.plan.row_width:
-            row = row[: self.plan.row_width]
+        if self._row_width is not None:
+            row = row[: self._row_width]
         if has_nul and self._check_nul and _has_nul(row):
             self._reject(
                 envelope,
@@ -415,19 +446,38 @@ class LookerSink(BatchSink):
                 line,
                 tuple(row[i] for i in self._key_positions),
             )
-            self._dropped.append(len(self._all_raws) - 1)
-            return
+            self._dropped.append(len(raws) - 1)
+            return len(raws) >= self.batch_rows
         extracted = envelope.time_extracted
         if extracted is not None:
             if extracted != self._last_extracted[0]:
                 self._last_extracted = (extracted, _parse_time(extracted))
             extracted = self._last_extracted[1]
-        self._rows.append((*row, extracted, time.time_ns(), envelope.version))
+        # Concatenation copies the tuple in C; `(*row, ...)` builds a list first (slower).
+        self._rows.append(row + (extracted, time.time_ns(), envelope.version))  # noqa: RUF005
+        return len(raws) >= self.batch_rows
 
-    def add_record(self, record: dict, envelope: RecordEnvelope, seq: int, line: int = 0) -> None:
+    def _decode_again(self, envelope: RecordEnvelope, error: Exception, line: int) -> t.Any:
+        """A record the hot-path decoder refused: decoded without the VARCHAR length
+        checks (its batch is then checked value by value, `_drop_overlong`), else
+        explained or tolerated by `_recover`. Returns the Struct, or None (rejected)."""
+        if self._decode_unchecked is not None:
+            try:
+                obj = self._decode_unchecked(envelope.record)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                error = exc
+            else:
+                self._maybe_overlong = True
+                return obj
+        obj = self._recover(envelope, error, line)
+        if obj is not None:
+            self._maybe_overlong = True
+        return obj
+
+    def add_record(self, record: dict, envelope: RecordEnvelope, seq: int, line: int = 0) -> bool:
         """A record already decoded (after stream maps): same checks as the raw path."""
         raw = msgspec.Raw(_encode(record))
-        self.add(
+        return self.add(
             RecordEnvelope(
                 "RECORD", envelope.stream, raw, envelope.time_extracted, envelope.version
             ),
@@ -533,18 +583,17 @@ class LookerSink(BatchSink):
         all_raws = self._all_raws
         self.record_counter_metric.increment(len(all_raws))
         rows = self._rows
-        transposed = list(zip(*rows, strict=True)) if rows else []
+        low, high = self._bookmark_range(rows)
         origins = self._row_origins()
-        rows, origins = self._drop_overlong(rows, transposed, origins)
+        if self._maybe_overlong or self.plan.renamed:
+            rows, origins = self._drop_overlong(rows, origins)
         superseded = 0
         if self._keyed:
-            positions = [self.plan.names.index(k) for k in self.plan.keys]
-            result = deduplicate(rows, _key_getter(positions), self._version_index)
+            result = deduplicate(rows, _key_getter(self._key_positions), self._version_index)
             superseded = result.superseded
             if superseded:
                 origins = [origins[i] if origins else i for i in result.kept]
                 rows = [rows[i] for i in result.kept]
-        low, high = self._bookmark_range(transposed)
         work = BatchWork(
             batch=Batch(
                 table=self.plan.table,
@@ -579,20 +628,23 @@ class LookerSink(BatchSink):
         return [i for i in range(len(self._all_raws)) if i not in dropped]
 
     def _drop_overlong(
-        self, rows: list[tuple], transposed: list[tuple], origins: list[int] | None
+        self, rows: list[tuple], origins: list[int] | None
     ) -> tuple[list[tuple], list[int] | None]:
         """Reject rows whose text exceeds the schema's maxLength (never truncate).
 
-        Returns the rows kept and their origins (see `_row_origins`).
+        Only for a batch that may hold such a row (`_maybe_overlong`): the hot-path
+        decoder has checked every other. Returns the rows kept and their origins (see
+        `_row_origins`).
         """
         bad: dict[int, str] = {}
         for i, column in enumerate(self.plan.columns):
             limit = column.sql_type.length
             if column.sql_type.kind != "varchar" or not limit or not rows:
                 continue
-            if max(map(len, filter(None, transposed[i])), default=0) <= limit:
+            values = [row[i] for row in rows]
+            if max(map(len, filter(None, values)), default=0) <= limit:
                 continue
-            for position, value in enumerate(transposed[i]):
+            for position, value in enumerate(values):
                 length = len(value) if value else 0
                 if length > limit and position not in bad:
                     bad[position] = (
@@ -617,11 +669,13 @@ class LookerSink(BatchSink):
         kept = [i for i in range(len(rows)) if i not in bad]
         return [rows[i] for i in kept], [origins[i] if origins else i for i in kept]
 
-    def _bookmark_range(self, transposed: list[tuple]) -> tuple[str | None, str | None]:
-        """Bookmark range of the batch as received (rejected rows included: they were read)."""
-        if self._bookmark_index is None or not transposed:
+    def _bookmark_range(self, rows: list[tuple]) -> tuple[str | None, str | None]:
+        """Bookmark range of the batch as received (rows that a check on the decoded row
+        rejects included: they were read)."""
+        index = self._bookmark_index
+        if index is None or not rows:
             return None, None
-        values = [v for v in transposed[self._bookmark_index] if v is not None]
+        values = [v for v in map(operator.itemgetter(index), rows) if v is not None]
         if not values:
             return None, None
         try:

@@ -246,8 +246,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         sink = self._fast_sinks.get(envelope.stream) or self._unmapped_sink(envelope.stream)
         self._last_sink = sink
         if sink is not None:
-            sink.add(envelope, seq, has_nul, line)
-            if sink.current_size >= sink.batch_rows:
+            if sink.add(envelope, seq, has_nul, line):  # the batch is full
                 self.commit_sink(sink)
         else:
             self._add_mapped(envelope, seq, line)
@@ -291,8 +290,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             if transformed is None:
                 continue
             sink = t.cast("LookerSink", self.get_sink(stream_map.stream_alias))
-            sink.add_record(transformed, envelope, seq, line)
-            if sink.current_size >= sink.batch_rows:
+            if sink.add_record(transformed, envelope, seq, line):  # the batch is full
                 self.commit_sink(sink)
 
     def process_undecodable_record(self, envelope: RecordEnvelope, line: int, reason: str) -> None:

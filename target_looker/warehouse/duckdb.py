@@ -28,7 +28,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from target_looker.columns import SqlType
+from target_looker.columns import Column, SqlType
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     TABLE_VERSION_COLUMN,
@@ -231,12 +231,16 @@ class DuckDBWarehouse(Warehouse):
         rows = batch.rows
         rejects: dict[int, str] = {}
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
+        # The Arrow arrays that checked the numeric columns are the ones loaded (a
+        # Decimal's conversion costs more than anything else here): only a batch with
+        # rejects converts again, without them.
+        checked: dict[int, pa.Array] = {}
         for position, column in enumerate(batch.columns):
             if column.sql_type.kind != "numeric":
                 continue
             arrow_type = self._arrow_type(column.sql_type)
             try:
-                pa.array(columns[position], type=arrow_type)
+                checked[position] = pa.array(columns[position], type=arrow_type)
             except (pa.ArrowInvalid, pa.ArrowTypeError, decimal.InvalidOperation):
                 for i, value in enumerate(columns[position]):
                     if value is not None and i not in rejects:
@@ -246,14 +250,19 @@ class DuckDBWarehouse(Warehouse):
         if rejects:
             rows = [row for i, row in enumerate(rows) if i not in rejects]
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in batch.columns]
-        arrays = []
-        for position, column in enumerate(batch.columns):
-            values = columns[position]
-            if column.sql_type.kind == "json":
-                values = [None if v is None else _json_encode(v).decode() for v in values]
-            arrays.append(pa.array(values, type=self._arrow_type(column.sql_type)))
+            checked.clear()
+        arrays = [
+            checked[position] if position in checked else self._arrow_array(column, values)
+            for position, (column, values) in enumerate(zip(batch.columns, columns, strict=True))
+        ]
         table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
         return Prepared(dataclasses.replace(batch, rows=rows), table, sorted(rejects.items()))
+
+    def _arrow_array(self, column: Column, values: Sequence[t.Any]) -> pa.Array:
+        """One column's values as the Arrow array staged for it (JSON as text)."""
+        if column.sql_type.kind == "json":
+            values = [None if v is None else _json_encode(v).decode() for v in values]
+        return pa.array(values, type=self._arrow_type(column.sql_type))
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         batch = prepared.batch
@@ -285,7 +294,7 @@ class DuckDBWarehouse(Warehouse):
                 f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})",
                 params,
             )
-            if TABLE_VERSION_COLUMN in batch.column_names:
+            if _has_table_versions(prepared):
                 tv = self.quote(TABLE_VERSION_COLUMN)
                 stv = source[TABLE_VERSION_COLUMN]
                 self.execute(
@@ -296,3 +305,13 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.con.unregister(_STAGE)
         return MergeCounts(inserted, updated, prepared.payload.num_rows - inserted - updated)
+
+
+def _has_table_versions(prepared: Prepared) -> bool:
+    """Whether a staged row has a table version: without one (an incremental sync) the
+    statement that confirms stored rows in their version would only scan the table."""
+    names = prepared.batch.column_names
+    if TABLE_VERSION_COLUMN not in names:
+        return False
+    staged = prepared.payload.column(names.index(TABLE_VERSION_COLUMN))
+    return staged.null_count < len(staged)

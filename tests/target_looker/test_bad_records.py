@@ -97,6 +97,30 @@ def test_unloadable_records_are_rejects_with_their_input_line(config: dict) -> N
     assert run_row(config) == ("succeeded", 9, 2, 0, 0, 7)
 
 
+def test_an_overlong_value_is_judged_with_the_rest_of_its_record(config: dict) -> None:
+    """The decoder checks string lengths first; a record it refuses for that is decoded
+    again without the check, so its reject and reason are those of the whole record."""
+    emoji = "\U0001f600"  # one character, two UTF-16 units, four UTF-8 bytes
+    text = lines(
+        PARTS,
+        record("parts", {"Part": "P1", "Note": "x" * 20}),  # 2: at the limit
+        record("parts", {"Part": "P2", "Note": emoji * 20}),  # 3: 20 characters
+        record("parts", {"Part": "P3", "Note": "x" * 21, "Qty": "many"}),  # 4: Qty is wrong too
+        record("parts", {"Part": "P4", "Note": "x" * 21, "Unknown": 1}),  # 5: a field not loaded
+        record("parts", {"Part": "P5", "Note": emoji * 21}),  # 6
+    )
+    run(config, text)
+    assert query(config, "SELECT part, note FROM {s}.parts ORDER BY part") == [
+        ("P1", "x" * 20),
+        ("P2", emoji * 20),
+    ]
+    reasons = {line: reason for line, _, reason, _ in rejects(config)}
+    assert sorted(reasons) == [4, 5, 6]
+    assert "Qty" in reasons[4] and "maxLength" not in reasons[4]
+    assert "'Note' is 21 characters, longer than its maxLength 20" in reasons[5]
+    assert "'Note' is 21 characters, longer than its maxLength 20" in reasons[6]
+
+
 def test_the_reject_path_keeps_state_behind_its_batch(config: dict) -> None:
     """A rejected record is a record like any other: STATE after it waits for its batch."""
     config = {**config, "batch_size_rows": 2}

@@ -7,7 +7,7 @@ import decimal
 import msgspec
 import pytest
 
-from target_looker.columns import SqlType, property_type, record_struct
+from target_looker.columns import SqlType, length_checked, property_type, record_struct
 
 
 @pytest.mark.parametrize(
@@ -33,6 +33,24 @@ def test_types(schema: dict, kind: str) -> None:
 def test_varchar_length_and_numeric_scale() -> None:
     assert property_type({"type": "string", "maxLength": 20})[0] == SqlType("varchar", length=20)
     assert property_type({"type": "number", "multipleOf": 0.000001})[0].scale == 6
+
+
+def test_length_checked_counts_characters_like_len() -> None:
+    """The decode-time length check agrees with the sink's `len` check it stands in for."""
+    sql_type, decode = property_type({"type": "string", "maxLength": 3})
+    struct = record_struct("s", [("Code", length_checked(sql_type, decode) | None, False)])
+    decoder = msgspec.json.Decoder(struct)
+    assert decoder.decode('{"Code": "\U0001f600\u00e9x"}'.encode()).f0 == "\U0001f600\u00e9x"
+    assert decoder.decode(b'{"Code": "\\ud83d\\ude00ab"}').f0 == "\U0001f600ab"  # a pair
+    assert decoder.decode(b'{"Code": null}').f0 is None
+    with pytest.raises(msgspec.ValidationError, match="length <= 3"):
+        decoder.decode(b'{"Code": "abcd"}')
+
+
+def test_length_checked_leaves_other_types_alone() -> None:
+    for schema in ({"type": "string"}, {"type": "integer"}, {"type": "string", "format": "date"}):
+        sql_type, decode = property_type(schema)
+        assert length_checked(sql_type, decode) is decode
 
 
 def test_ifs_enums_validate_their_members_and_allow_null() -> None:
