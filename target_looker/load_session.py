@@ -374,9 +374,22 @@ class LoadSession:
     def finish(self) -> None:
         """After the last job: mark the run succeeded, then (only then) the Looker step."""
         warehouse, audit = self.idle_connection()
+        self._refresh_statistics(warehouse)
         audit.finish("succeeded")
         self._finished = True
         audit.record_looker_actions(self._after_load(warehouse))
+
+    def _refresh_statistics(self, warehouse: Warehouse) -> None:
+        """Planner statistics of the tables the run loaded in bulk; the load is committed,
+        so a failure here is logged, never the run's."""
+        try:
+            refreshed = warehouse.refresh_statistics()
+        except Exception as exc:
+            self.logger.warning("Could not refresh the warehouse's statistics: %s", exc)
+            return
+        if refreshed:
+            names = ", ".join(table.name for table in refreshed)
+            self.logger.info("Refreshed the planner's statistics of %s", names)
 
     def _after_load(self, warehouse: Warehouse) -> dict:
         """Only after a committed, successful load: tell Looker, regenerate LookML.

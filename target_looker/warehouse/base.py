@@ -92,6 +92,16 @@ class Batch:
     def all_names(self) -> list[str]:
         return [c.name for c in self.columns] + [c.name for c, _ in self.constants]
 
+    @property
+    def carries_table_versions(self) -> bool:
+        """Whether a row has a full-table sync's version: only then can a stored row need
+        its version confirmed (an incremental sync's rows have none)."""
+        names = self.column_names
+        if TABLE_VERSION_COLUMN not in names:
+            return False
+        position = names.index(TABLE_VERSION_COLUMN)
+        return any(row[position] is not None for row in self.rows)
+
 
 @dataclass
 class MergeCounts:
@@ -194,6 +204,11 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def refresh_statistics(self) -> list[TableRef]:
+        """After a run's last batch: bring the planner's statistics up to date where the
+        warehouse does not (see PostgresWarehouse). Returns the tables refreshed."""
+        return []
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[t.Any] = ()) -> int:

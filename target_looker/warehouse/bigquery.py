@@ -749,7 +749,7 @@ class BigQueryDialect(Warehouse):
             f"FROM ({source}) AS s LEFT JOIN {target} AS t ON {match}"
         )
         confirm = None
-        if TABLE_VERSION_COLUMN in batch.column_names:
+        if batch.carries_table_versions:
             tv, deleted = q(TABLE_VERSION_COLUMN), q(DELETED_AT_COLUMN)
             confirm = (
                 f"UPDATE {target} AS t SET {tv} = s.{tv}, {deleted} = NULL "

@@ -294,7 +294,7 @@ class DuckDBWarehouse(Warehouse):
                 f"WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})",
                 params,
             )
-            if _has_table_versions(prepared):
+            if batch.carries_table_versions:  # else the UPDATE would only scan the table
                 tv = self.quote(TABLE_VERSION_COLUMN)
                 stv = source[TABLE_VERSION_COLUMN]
                 self.execute(
@@ -305,13 +305,3 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.con.unregister(_STAGE)
         return MergeCounts(inserted, updated, prepared.payload.num_rows - inserted - updated)
-
-
-def _has_table_versions(prepared: Prepared) -> bool:
-    """Whether a staged row has a table version: without one (an incremental sync) the
-    statement that confirms stored rows in their version would only scan the table."""
-    names = prepared.batch.column_names
-    if TABLE_VERSION_COLUMN not in names:
-        return False
-    staged = prepared.payload.column(names.index(TABLE_VERSION_COLUMN))
-    return staged.null_count < len(staged)

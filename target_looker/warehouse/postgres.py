@@ -32,6 +32,7 @@ import dataclasses
 import datetime
 import operator
 import typing as t
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -86,6 +87,8 @@ COPY_CSV_OPTIONS = "(FORMAT csv, NULL 'null', QUOTE '\"', ESCAPE '\\')"
 # Non-finite Decimals: psycopg knows PostgreSQL's spelling of them, JSON does not.
 _NOT_FINITE = (b"NaN", b"Infinity")
 COPY_CHUNK_ROWS = 1000
+# A run that wrote this many rows into a table ANALYZEs it at its end (refresh_statistics).
+STATISTICS_AFTER_ROWS = 10_000
 # PostgreSQL refuses UTC offsets of 16 hours or more ("time zone displacement out of
 # range"); RFC 3339 allows up to 23:59. Such timestamps are loaded as the same instant in UTC.
 MAX_UTC_OFFSET = datetime.timedelta(hours=16)  # exclusive
@@ -374,7 +377,7 @@ class PostgresDialect(Warehouse):
             upsert=upsert,
             confirm_presence=(
                 self._confirm_presence_sql(batch, target, stage)
-                if upsert and TABLE_VERSION_COLUMN in batch.column_names
+                if upsert and batch.carries_table_versions
                 else None
             ),
         )
@@ -416,6 +419,7 @@ class PostgresWarehouse(PostgresDialect):
         self._conn: psycopg.Connection | None = None
         # Tables that were empty when their stream started: batches try a plain COPY first.
         self._may_be_new: set[TableRef] = set()
+        self._written: Counter[TableRef] = Counter()  # rows inserted or updated, by table
 
     def conninfo(self) -> str:
         """libpq connection parameters from the URL, in every form libpq accepts.
@@ -531,11 +535,31 @@ class PostgresWarehouse(PostgresDialect):
 
     def merge(self, prepared: Prepared) -> MergeCounts:
         statements = self.staged_merge(prepared.batch)
+        counts = None
         if prepared.batch.table in self._may_be_new or not statements.upsert:
             counts = self._copy_direct(prepared)
-            if counts is not None:
-                return counts
-        return self._stage_and_merge(prepared, statements)
+        if counts is None:
+            counts = self._stage_and_merge(prepared, statements)
+        self._written[prepared.batch.table] += counts.inserted + counts.updated
+        return counts
+
+    def refresh_statistics(self) -> list[TableRef]:
+        """ANALYZE each table this connection wrote STATISTICS_AFTER_ROWS rows or more into.
+
+        Where autovacuum is off or has not come round yet, a table loaded in bulk keeps the
+        statistics of the empty table it was: the next run's merge then joins its staging
+        table to it row by row, minutes for a thousand changes on a million rows.
+        """
+        refreshed = []
+        for table, written in self._written.items():
+            if written < STATISTICS_AFTER_ROWS:
+                continue
+            if not self.fetchall("SELECT to_regclass($1)", (self.qualified(table),))[0][0]:
+                continue  # an overwrite's shadow, swapped in under the table's name
+            self.execute(f"ANALYZE {self.qualified(table)}")
+            refreshed.append(table)
+        self._written.clear()
+        return refreshed
 
     def _copy_direct(self, prepared: Prepared) -> MergeCounts | None:
         """COPY straight into the table: right for appends, and for upserts of keys the

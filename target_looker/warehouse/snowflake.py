@@ -481,7 +481,7 @@ class SnowflakeDialect(Warehouse):
             f"FROM ({source}) AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {match})"
         )
         confirm = None
-        if TABLE_VERSION_COLUMN in batch.column_names:
+        if batch.carries_table_versions:
             tv, deleted = q(TABLE_VERSION_COLUMN), q(DELETED_AT_COLUMN)
             confirm = (
                 f"UPDATE {target} AS t SET {tv} = s.{tv}, {deleted} = NULL "

@@ -155,6 +155,24 @@ def test_replaying_the_same_input_gives_the_same_table(config: dict) -> None:
     assert run_totals(config) == [("succeeded", 5, 5, 0, 0, 0), ("succeeded", 5, 0, 5, 0, 0)]
 
 
+def test_a_finished_run_refreshes_statistics_of_tables_it_loaded_in_bulk(
+    config: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from target_looker.warehouse import postgres
+
+    monkeypatch.setattr(postgres, "STATISTICS_AFTER_ROWS", 3)  # a "bulk" of three rows
+    caplog.set_level(logging.INFO)
+    run(config, singer(VOUCHER_SCHEMA, *(voucher(i) for i in range(1, 4))))
+    refreshed = [r.getMessage() for r in caplog.records if "planner's statistics" in r.message]
+    if config["warehouse_url"].startswith("postgresql"):
+        assert refreshed == ["Refreshed the planner's statistics of voucher_rows"]
+        sql = "SELECT reltuples FROM pg_class WHERE oid = '{s}.voucher_rows'::regclass"
+        (tuples,) = query(config, sql)
+        assert tuples == (3,)
+    else:
+        assert refreshed == []  # DuckDB keeps its own statistics
+
+
 def test_an_older_version_never_replaces_a_newer_one(config: dict) -> None:
     run(config, singer(VOUCHER_SCHEMA, voucher(1, "20260201000000", Amount=D("2"))))
     run(config, singer(VOUCHER_SCHEMA, voucher(1, "20260101000000", Amount=D("1"))))

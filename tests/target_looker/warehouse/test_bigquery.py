@@ -183,7 +183,8 @@ def test_the_merge_is_one_statement_under_the_version_guard() -> None:
         Column("_ifs_objversion", TEXT),
         Column("_sdc_table_version", BIGINT),
     ]
-    batch = Batch(TableRef("ds", "t"), columns, [], ["id"], "upsert")
+    rows = [(1, None, "20250101000000", 1700000000000)]  # a full-table sync's row
+    batch = Batch(TableRef("ds", "t"), columns, rows, ["id"], "upsert")
     merge = wh.staged_merge(batch, "`proj`.`ds`.`stage`")
     assert merge.write.startswith("MERGE `proj`.`ds`.`t` AS t USING (SELECT c0 AS `id`, ")
     assert "PARSE_JSON(c1, wide_number_mode => 'exact') AS `doc`" in merge.write
@@ -198,6 +199,8 @@ def test_the_merge_is_one_statement_under_the_version_guard() -> None:
     )
     assert merge.count.startswith("SELECT COUNTIF(t.`id` IS NULL), COUNTIF(t.`id` IS NOT NULL")
     assert merge.confirm_presence.startswith("UPDATE `proj`.`ds`.`t` AS t SET")
+    incremental = Batch(batch.table, columns, [(1, None, "20250101000000", None)], ["id"], "upsert")
+    assert wh.staged_merge(incremental, "`proj`.`ds`.`stage`").confirm_presence is None
     append = wh.staged_merge(Batch(batch.table, columns, [], [], "append-only"), "stage")
     assert append.write.startswith("INSERT INTO `proj`.`ds`.`t` (`id`, `doc`")
 

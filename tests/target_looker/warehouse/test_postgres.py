@@ -167,7 +167,9 @@ def test_an_upsert_is_staged_then_guarded_and_reports_inserted_per_row() -> None
     dialect = PostgresWarehouse(make_url("postgresql://nobody@127.0.0.1/none"))  # never connects
     columns = [Column("id", BIGINT), Column("_ifs_objversion", TEXT)]
     columns.append(Column("_sdc_table_version", BIGINT))
-    statements = dialect.staged_merge(merge_batch("upsert", columns, ["id"]))
+    batch = merge_batch("upsert", columns, ["id"])
+    batch.rows = [(1, "20250101000000", None), (2, "20250101000000", 7)]  # a full-table sync
+    statements = dialect.staged_merge(batch)
     assert statements.upsert
     assert statements.target == '"odd ""schema"""."t"'
     assert statements.stage_columns == '"id", "_ifs_objversion", "_sdc_table_version"'
@@ -219,3 +221,55 @@ def test_appends_and_keyless_tables_are_one_insert_select() -> None:
             'SELECT "id", CAST($1 AS TEXT) FROM "target_looker_stage"'
         )
         assert statements.confirm_presence is None
+
+
+def test_only_a_full_table_sync_confirms_stored_rows_in_its_version() -> None:
+    """An incremental sync's rows have no table version: the UPDATE that would confirm
+    stored rows in theirs could match nothing, and on a big table only scans it."""
+    dialect = PostgresWarehouse(make_url("postgresql://nobody@127.0.0.1/none"))
+    columns = [Column("id", BIGINT), Column("_ifs_objversion", TEXT)]
+    columns.append(Column("_sdc_table_version", BIGINT))
+    batch = merge_batch("upsert", columns, ["id"])
+    batch.rows = [(1, "20250101000000", None), (2, "20250101000000", None)]
+    assert dialect.staged_merge(batch).confirm_presence is None
+    batch.rows.append((3, "20250101000000", 1700000000000))
+    assert dialect.staged_merge(batch).confirm_presence is not None
+
+
+def test_a_table_loaded_in_bulk_gets_fresh_planner_statistics(pg_database: str) -> None:
+    """With autovacuum off (as on this machine) a bulk-loaded table keeps the empty
+    table's statistics, and the next run's merge joins row by row; the run ANALYZEs
+    each table it wrote STATISTICS_AFTER_ROWS rows into, once."""
+    name = f"bulk_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} (id BIGINT PRIMARY KEY, n NUMERIC)")
+        warehouse = PostgresWarehouse(make_url(pg_database))
+        table = TableRef("public", name)
+        columns = [Column("id", BIGINT), Column("n", TEXT)]
+
+        def write(first: int, count: int) -> None:
+            rows = [(i, str(i)) for i in range(first, first + count)]
+            batch = Batch(table, columns, rows, [], "append-only")
+            with warehouse.transaction():
+                warehouse.merge(warehouse.prepare(batch))
+
+        def analyzed() -> int:
+            return conn.execute(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = %s", (name,)
+            ).fetchone()[0]
+
+        try:
+            write(0, postgres.STATISTICS_AFTER_ROWS - 1)
+            assert warehouse.refresh_statistics() == []
+            write(100_000, 1)
+            write(200_000, postgres.STATISTICS_AFTER_ROWS - 1)  # counted since the last look
+            assert warehouse.refresh_statistics() == [table]
+            assert warehouse.refresh_statistics() == []
+        finally:
+            warehouse.close()
+        (reltuples,) = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = %s", (name,)
+        ).fetchone()
+        assert reltuples == 2 * postgres.STATISTICS_AFTER_ROWS - 1
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        assert analyzed() == 1
