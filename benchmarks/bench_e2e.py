@@ -46,6 +46,7 @@ MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCHEMA = "ifs_cloud"
 ROLES = ("tap-ifscloud", "target-looker")
+MELTANO_ROLE = "meltano"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -176,6 +177,7 @@ class Usage:
     peak_mb: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     _cpu_by_pid: dict[int, tuple[str, float]] = field(default_factory=dict)
+    _meltano_cpu: float = 0.0
 
     def sample(self, root: int) -> None:
         children: dict[int, list[int]] = {}
@@ -197,6 +199,9 @@ class Usage:
         self.cpu = {}
         for role, seconds in self._cpu_by_pid.values():
             self.cpu[role] = self.cpu.get(role, 0.0) + seconds
+        # Meltano itself: `meltano run` relays every line from the tap to the target
+        self._meltano_cpu = max(self._meltano_cpu, _cpu_seconds(root))
+        self.cpu[MELTANO_ROLE] = self._meltano_cpu
 
 
 @dataclass
@@ -494,18 +499,21 @@ def report(runs: list[Run], rows: int, startup: float, sandbox_peak: float) -> N
 
     print(
         f"\n{'run':<50} {'records':>9} {'wall s':>7} {'records/s':>10} "
-        f"{'tap MB':>7} {'target MB':>9} {'tap CPU':>8} {'tgt CPU':>8} {'IFS CPU':>8}  result"
+        f"{'tap MB':>7} {'target MB':>9} {'tap CPU':>8} {'tgt CPU':>8} {'IFS CPU':>8} "
+        f"{'Meltano CPU':>11}  result"
     )
     for run in runs:
         print(
             f"{run.name:<50} {run.records:>9,} {run.seconds:>7.1f} "
             f"{run.records / run.seconds:>10,.0f} {mb(run, 'tap-ifscloud'):>7} "
             f"{mb(run, 'target-looker'):>9} {cpu(run, 'tap-ifscloud'):>8} "
-            f"{cpu(run, 'target-looker'):>8} {run.sandbox_cpu:>8.1f}  {run.detail}"
+            f"{cpu(run, 'target-looker'):>8} {run.sandbox_cpu:>8.1f} "
+            f"{cpu(run, MELTANO_ROLE):>11}  {run.detail}"
         )
     print(
         f"\nsandbox: start-up {startup:.1f} s, peak RSS {sandbox_peak:,.0f} MB "
-        "(MB: peak RSS; CPU: seconds; IFS CPU: the sandbox's, answering)"
+        "(MB: peak RSS; CPU: seconds; IFS CPU: the sandbox's, answering; Meltano CPU: "
+        "Meltano's own process, which relays the tap's lines to the target)"
     )
     tap = next(r for r in runs if r.name.startswith("tap alone"))
     for run in runs:
