@@ -150,7 +150,8 @@ class IfsCloudSandbox(LoopbackServer[SandboxConfig]):
     def wait_for_request(
         self, predicate: Callable[[RequestLogEntry], bool], timeout: float = 5.0
     ) -> RequestLogEntry | None:
-        """The latest logged request once one matches (the server logs after answering)."""
+        """The latest logged request once one matches (a request is logged before its answer
+        goes out; one whose connection is dropped, after the drop)."""
         with self._logged:
             self._logged.wait_for(
                 lambda: bool(self.request_log) and predicate(self.request_log[-1]), timeout

@@ -112,9 +112,21 @@ class SandboxHandler(SandboxRequestHandler):
 
     def refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._status = status
-        super().refuse(status, message, (("OData-Version", "4.0"), *headers))
         if self.command:
-            self.sandbox.record(self.command, self.path, status)
+            self._record(self.command, status)
+        super().refuse(status, message, (("OData-Version", "4.0"), *headers))
+
+    def handle_one_request(self) -> None:
+        self._recorded = False  # per request: a connection carries several
+        self._method: str | None = None
+        super().handle_one_request()
+
+    def _record(self, method: str, status: int) -> None:
+        """Log the request once, before its answer goes out: a client that has the
+        answer finds the request in `request_log`."""
+        if not self._recorded:
+            self._recorded = True
+            self.sandbox.record(method, self.path, status)
 
     def do_HEAD(self) -> None:
         self._dispatch("HEAD")
@@ -142,6 +154,7 @@ class SandboxHandler(SandboxRequestHandler):
 
     def _handle(self, method: str) -> None:
         self._status = 0
+        self._method = method
         try:
             # read up front, whatever the route: an unread body would corrupt the next request
             self._request_body = self.read_body()
@@ -158,7 +171,7 @@ class SandboxHandler(SandboxRequestHandler):
             self.log_error("internal error: %r", exc)
             self._json(500, HttpError(500, "INTERNAL_ERROR", "Internal server error.").body)
         finally:
-            self.sandbox.record(method, self.path, self._status)
+            self._record(method, self._status)  # if no answer was sent (a dropped connection)
 
     def _route(self, method: str) -> None:
         if method == "HEAD":  # answered as GET; `_send` leaves the body out
@@ -408,6 +421,7 @@ class SandboxHandler(SandboxRequestHandler):
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
+        self._record(self._method or self.command, status)
         self.end_headers()
         if self.command == "HEAD":
             return
