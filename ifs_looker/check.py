@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from ifs_looker_core.encrypted_settings import SecretError, decrypt_settings
 
 TAP_SECRETS = ("client_secret",)
@@ -169,13 +168,14 @@ def check_warehouse(config: Mapping[str, Any]) -> list[CheckResult]:
     """Create, write, read back and drop a probe table in the target schema."""
     from ifs_looker.warehouse_probe import probe_bulk_path
     from target_looker.columns import BIGINT, TEXT, Column
+    from target_looker.load_session import target_schema_for
     from target_looker.warehouse.base import TableRef
 
-    schema = config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
     try:
         warehouse = _warehouse(config)
     except Exception as exc:
         return [CheckResult("warehouse", "configuration", "FAIL", _reason(exc))]
+    schema = target_schema_for(config, warehouse)
     where = warehouse.safe_url
     probe = TableRef(schema, f"_ifs_looker_check_{uuid.uuid4().hex[:10]}")
     step = "connect"

@@ -34,6 +34,7 @@ import hashlib
 import sys
 import typing as t
 import uuid
+from functools import cached_property
 
 import msgspec
 
@@ -83,6 +84,12 @@ def uses_sql_runner(config: Mapping[str, t.Any]) -> bool:
     return config.get("write_path", "warehouse") == "looker_sql_runner"
 
 
+def target_schema_for(config: t.Mapping[str, t.Any], warehouse: Warehouse) -> str:
+    """`default_target_schema`; unset, the schema the warehouse URL names (a BigQuery
+    dataset, a Snowflake schema), else DEFAULT_TARGET_SCHEMA: never a silent other place."""
+    return config.get("default_target_schema") or warehouse.default_schema or DEFAULT_TARGET_SCHEMA
+
+
 class LoadSession:
     """The warehouse side of one target run: opened lazily, finished or failed once."""
 
@@ -105,9 +112,12 @@ class LoadSession:
 
     # Settings ---------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def target_schema(self) -> str:
-        return self.config.get("default_target_schema") or DEFAULT_TARGET_SCHEMA
+        configured = self.config.get("default_target_schema")
+        if configured:
+            return configured
+        return target_schema_for(self.config, open_warehouse(self.warehouse_url, self.config))
 
     @property
     def warehouse_url(self) -> str | None:
@@ -451,4 +461,10 @@ class LoadSession:
         _LIVE_RUNS.discard(self.run_id)
 
 
-__all__ = ["WRITE_PATHS", "LoadSession", "uses_sql_runner", "write_state_line"]
+__all__ = [
+    "WRITE_PATHS",
+    "LoadSession",
+    "target_schema_for",
+    "uses_sql_runner",
+    "write_state_line",
+]

@@ -153,8 +153,10 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         th.Property(
             "default_target_schema",
             th.StringType,
-            default=DEFAULT_TARGET_SCHEMA,
-            description="Warehouse schema for data and audit tables",
+            description=(
+                "Warehouse schema for data and audit tables; unset: the BigQuery dataset or "
+                f"Snowflake schema named in warehouse_url, else {DEFAULT_TARGET_SCHEMA}"
+            ),
         ),
         th.Property(
             "load_method",

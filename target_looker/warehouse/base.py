@@ -188,6 +188,11 @@ class Warehouse(abc.ABC):
         self.url = url
 
     @property
+    def default_schema(self) -> str | None:
+        """The schema the URL names, where the dialect's URLs name one (BigQuery, Snowflake)."""
+        return None
+
+    @property
     def safe_url(self) -> str:
         """The URL for logs and errors: never the password, in the user part or the query."""
         url = self.url

@@ -554,3 +554,21 @@ def test_add_record_metadata_is_ignored_with_a_warning(
     assert "'add_record_metadata' is ignored" in caplog.text
     [row] = table(config, "row_no, _sdc_received_at IS NOT NULL, _load_run_id IS NOT NULL")
     assert row == (1, True, True)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("bigquery://my-project/findata", "findata"),
+        ("snowflake://loader:pw@acme-eu/FINANCE/IFS", "IFS"),
+        ("bigquery://my-project", "ifs_cloud"),
+        ("duckdb:///warehouse.duckdb", "ifs_cloud"),
+        ("postgresql://loader@127.0.0.1:5432/finance", "ifs_cloud"),
+    ],
+)
+def test_the_target_schema_is_the_setting_else_the_one_the_url_names(url: str, expected: str):
+    """A BigQuery dataset or Snowflake schema in warehouse_url is where data goes unless
+    default_target_schema says otherwise: never a silent `ifs_cloud` beside it."""
+    assert TargetLooker(config={"warehouse_url": url}).session.target_schema == expected
+    configured = {"warehouse_url": url, "default_target_schema": "reporting"}
+    assert TargetLooker(config=configured).session.target_schema == "reporting"
