@@ -635,6 +635,24 @@ class Warehouse(abc.ABC):
     def key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
         return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)
 
+    def confirm_presence_sql(
+        self, target: str, source: str, match: str, staged_version: str | None = None
+    ) -> str:
+        """Rows a full-table sync skipped as older still exist in IFS: the UPDATE that gives
+        them the sync's version (and undoes a soft delete), out of ACTIVATE_VERSION's reach.
+
+        `source`: the staged rows (a table or a parenthesised SELECT), aliased `s`; `match`
+        pairs `t` and `s` by key; `staged_version`: the staged version's expression, when it
+        is not `s.<column>`.
+        """
+        tv, deleted = self.quote(TABLE_VERSION_COLUMN), self.quote(DELETED_AT_COLUMN)
+        staged = staged_version or f"s.{tv}"
+        return (
+            f"UPDATE {target} AS t SET {tv} = {staged}, {deleted} = NULL "
+            f"FROM {source} AS s WHERE {match} "
+            f"AND {staged} IS NOT NULL AND (t.{tv} IS NULL OR t.{tv} < {staged})"
+        )
+
     def retire_statement(
         self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
     ) -> tuple[str, tuple[t.Any, ...]]:

@@ -73,8 +73,6 @@ from target_looker.columns import Column, SqlType
 from target_looker.warehouse.arrow_staging import stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
-    DELETED_AT_COLUMN,
-    TABLE_VERSION_COLUMN,
     VERSION_COLUMN,
     Batch,
     MergeCounts,
@@ -750,12 +748,7 @@ class BigQueryDialect(Warehouse):
         )
         confirm = None
         if batch.carries_table_versions:
-            tv, deleted = q(TABLE_VERSION_COLUMN), q(DELETED_AT_COLUMN)
-            confirm = (
-                f"UPDATE {target} AS t SET {tv} = s.{tv}, {deleted} = NULL "
-                f"FROM ({source}) AS s WHERE {match} "
-                f"AND s.{tv} IS NOT NULL AND (t.{tv} IS NULL OR t.{tv} < s.{tv})"
-            )
+            confirm = self.confirm_presence_sql(target, f"({source})", match)
         return BigQueryMerge(
             stage_columns=tuple(self.stage_columns(batch)),
             write=write,

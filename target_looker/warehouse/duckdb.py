@@ -295,13 +295,8 @@ class DuckDBWarehouse(Warehouse):
                 params,
             )
             if batch.carries_table_versions:  # else the UPDATE would only scan the table
-                tv = self.quote(TABLE_VERSION_COLUMN)
-                stv = source[TABLE_VERSION_COLUMN]
-                self.execute(
-                    f"UPDATE {target} AS t SET {tv} = {stv}, {self.quote('_sdc_deleted_at')} = "
-                    f"NULL FROM {_STAGE} AS s WHERE {match} AND {stv} IS NOT NULL "
-                    f"AND (t.{tv} IS NULL OR t.{tv} < {stv})"
-                )
+                staged = source[TABLE_VERSION_COLUMN]
+                self.execute(self.confirm_presence_sql(target, _STAGE, match, staged))
         finally:
             self.con.unregister(_STAGE)
         return MergeCounts(inserted, updated, prepared.payload.num_rows - inserted - updated)

@@ -45,8 +45,6 @@ from psycopg.conninfo import make_conninfo
 from target_looker.columns import Column, SqlType
 from target_looker.warehouse.base import (
     APPEND_ONLY,
-    DELETED_AT_COLUMN,
-    TABLE_VERSION_COLUMN,
     VERSION_COLUMN,
     Batch,
     MergeCounts,
@@ -376,7 +374,7 @@ class PostgresDialect(Warehouse):
             params=tuple(params),
             upsert=upsert,
             confirm_presence=(
-                self._confirm_presence_sql(batch, target, stage)
+                self.confirm_presence_sql(target, stage, self.key_match("t", "s", batch.keys))
                 if upsert and batch.carries_table_versions
                 else None
             ),
@@ -396,15 +394,6 @@ class PostgresDialect(Warehouse):
             f"ORDER BY {self.key_order(batch)} "
             f"ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {guard} "
             f"RETURNING (t.xmax = 0) AS inserted"
-        )
-
-    def _confirm_presence_sql(self, batch: Batch, target: str, stage: str) -> str:
-        """Rows skipped as older still exist in IFS: keep them out of ACTIVATE_VERSION's reach."""
-        tv, deleted = self.quote(TABLE_VERSION_COLUMN), self.quote(DELETED_AT_COLUMN)
-        return (
-            f"UPDATE {target} AS t SET {tv} = s.{tv}, {deleted} = NULL "
-            f"FROM {stage} AS s WHERE {self.key_match('t', 's', batch.keys)} "
-            f"AND s.{tv} IS NOT NULL AND (t.{tv} IS NULL OR t.{tv} < s.{tv})"
         )
 
 
