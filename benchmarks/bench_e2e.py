@@ -401,77 +401,50 @@ def main() -> int:
             for kind in kinds:
                 alone = stack.enter_context(warehouse(kind, work, f"{kind}_target"))
                 env = meltano_env(work, f"{kind}-alone", sandbox, companies, alone.url, 0)
-                seconds, usage, cpu = run_measured(
-                    f"target alone ({kind})",
-                    ["invoke", "target-looker"],
-                    env,
-                    project,
-                    sandbox,
-                    stdin=singer,
-                    log=work / f"target-{kind}.log",
-                )
-                loaded = alone.last_run()
                 runs.append(
-                    Run(
+                    measure_load(
                         f"target alone <- file ({kind})",
-                        seconds,
-                        records,
-                        usage,
-                        cpu,
-                        _detail(loaded),
+                        ["invoke", "target-looker"],
+                        env,
+                        project,
+                        sandbox,
+                        alone,
+                        work / f"target-{kind}.log",
+                        stdin=singer,
+                        records=records,
                     )
                 )
-                print(f"  target alone ({kind}): {seconds:.1f} s", flush=True)
-
                 target = stack.enter_context(warehouse(kind, work, f"{kind}_run"))
                 env = meltano_env(
                     work, f"{kind}-run", sandbox, companies, target.url, args.page_size
                 )
-                seconds, usage, cpu = run_measured(
-                    f"meltano run ({kind})",
-                    ["run", "tap-ifscloud", "target-looker"],
-                    env,
-                    project,
-                    sandbox,
-                    log=work / f"run-{kind}.log",
-                )
-                loaded = target.last_run()
                 runs.append(
-                    Run(
+                    measure_load(
                         f"meltano run ({kind})",
-                        seconds,
-                        int(loaded["records_in"]),
-                        usage,
-                        cpu,
-                        _detail(loaded),
+                        ["run", "tap-ifscloud", "target-looker"],
+                        env,
+                        project,
+                        sandbox,
+                        target,
+                        work / f"run-{kind}.log",
                     )
                 )
-                print(f"  meltano run ({kind}): {seconds:.1f} s", flush=True)
                 pipelines[kind] = (target, env)
 
             changed = sandbox.mutate(args.changes)
             print(f"  sandbox: {args.changes:,} changes ({changed:,} rows)", flush=True)
             for kind, (target, env) in pipelines.items():
-                seconds, usage, cpu = run_measured(
-                    f"incremental meltano run ({kind})",
-                    ["run", "tap-ifscloud", "target-looker"],
-                    env,
-                    project,
-                    sandbox,
-                    log=work / f"incremental-{kind}.log",
-                )
-                loaded = target.last_run()
                 runs.append(
-                    Run(
+                    measure_load(
                         f"incremental run after {args.changes:,} changes ({kind})",
-                        seconds,
-                        int(loaded["records_in"]),
-                        usage,
-                        cpu,
-                        _detail(loaded),
+                        ["run", "tap-ifscloud", "target-looker"],
+                        env,
+                        project,
+                        sandbox,
+                        target,
+                        work / f"incremental-{kind}.log",
                     )
                 )
-                print(f"  incremental meltano run ({kind}): {seconds:.1f} s", flush=True)
     finally:
         sandbox_peak = sandbox.peak_rss_mb()
         sandbox.stop()
@@ -482,6 +455,26 @@ def main() -> int:
 
     report(runs, args.rows, sandbox.startup_seconds, sandbox_peak)
     return 0
+
+
+def measure_load(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    project: Path,
+    sandbox: Sandbox,
+    target: Warehouse,
+    log: Path,
+    stdin: Path | None = None,
+    records: int | None = None,
+) -> Run:
+    """One measured Meltano command that loads `target`: its Run, with what the target's
+    audit says it loaded (`records`: the records given, when known, else the run's count)."""
+    seconds, usage, cpu = run_measured(name, args, env, project, sandbox, stdin=stdin, log=log)
+    loaded = target.last_run()
+    count = records if records is not None else int(loaded["records_in"])
+    print(f"  {name}: {seconds:.1f} s", flush=True)
+    return Run(name, seconds, count, usage, cpu, _detail(loaded))
 
 
 def _detail(loaded: dict[str, object]) -> str:
