@@ -17,7 +17,11 @@ from collections.abc import Callable, Sequence
 import msgspec
 import pyarrow as pa
 
+from target_looker.audit import AUDIT_TABLES
 from target_looker.warehouse.base import Batch, Prepared
+
+# The audit tables: their JSON columns are loaded as text, not parsed (both cloud warehouses).
+AUDIT_NAMES = frozenset(spec.name for spec in AUDIT_TABLES)
 
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 

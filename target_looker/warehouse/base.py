@@ -341,11 +341,19 @@ class Warehouse(abc.ABC):
     def create_schema_sql(self, schema: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
 
+    def check_names(self, table: TableRef, columns: Sequence[Column] = ()) -> None:  # noqa: B027
+        """Raise a clear error for a name the warehouse refuses (nothing to check here)."""
+
+    def column_type(self, table: TableRef, column: Column) -> str:
+        """The type of `column` in `table`, rendered (a dialect may depend on the table)."""
+        return self.render_type(column.sql_type)
+
     def create_table_sql(
         self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]
     ) -> str:
+        self.check_names(table, columns)
         parts = [
-            f"{self.quote(c.name)} {self.render_type(c.sql_type)}"
+            f"{self.quote(c.name)} {self.column_type(table, c)}"
             + ("" if c.nullable and c.name not in keys else " NOT NULL")
             for c in columns
         ]
@@ -354,9 +362,10 @@ class Warehouse(abc.ABC):
         return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
 
     def add_column_sql(self, table: TableRef, column: Column) -> str:
+        self.check_names(table, [column])
         return (
             f"ALTER TABLE {self.qualified(table)} ADD COLUMN IF NOT EXISTS "
-            f"{self.quote(column.name)} {self.render_type(column.sql_type)}"
+            f"{self.quote(column.name)} {self.column_type(table, column)}"
         )
 
     def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:

@@ -68,9 +68,8 @@ import msgspec
 import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
-from target_looker.audit import AUDIT_TABLES
 from target_looker.columns import Column, SqlType
-from target_looker.warehouse.arrow_staging import stage_batch
+from target_looker.warehouse.arrow_staging import AUDIT_NAMES, stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     VERSION_COLUMN,
@@ -98,7 +97,6 @@ BIGNUMERIC_SCALE, BIGNUMERIC_INTEGER_DIGITS = 38, 38  # 76.76 digits; 38 before 
 STAGE_PREFIX = "_tl_stage_"
 STAGE_EXPIRY = datetime.timedelta(days=1)
 KEY_MARKER = "target-looker primary key: "
-AUDIT_NAMES = frozenset(spec.name for spec in AUDIT_TABLES)
 # Query parameters: BigQuery takes at most 10,000 in one query; keep well below.
 MAX_PARAMS_PER_STATEMENT = 4000
 MAX_PARAM_BYTES_PER_STATEMENT = 4_000_000
@@ -638,12 +636,6 @@ class BigQueryDialect(Warehouse):
 
     # BigQuery compares STRING by UTF-8 bytes, which is code-point order.
     binary_collation: t.ClassVar[str] = ""
-
-    def add_column_sql(self, table: TableRef, column: Column) -> str:
-        return (
-            f"ALTER TABLE {self.qualified(table)} ADD COLUMN IF NOT EXISTS "
-            f"{self.quote(column.name)} {self.column_type(table, column)}"
-        )
 
     def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
         return (

@@ -57,9 +57,8 @@ import msgspec
 import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
-from target_looker.audit import AUDIT_TABLES
 from target_looker.columns import Column, SqlType
-from target_looker.warehouse.arrow_staging import stage_batch
+from target_looker.warehouse.arrow_staging import AUDIT_NAMES, stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     VERSION_COLUMN,
@@ -94,7 +93,6 @@ STAGE_PREFIX = "_tl_stage_"
 FILE_STAGE = "_tl_files"
 # Rows per multi-row INSERT the connector builds (keeps one statement's text moderate).
 EXECUTEMANY_CHUNK = 500  # the connection's temporary stage for PUT
-AUDIT_NAMES = frozenset(spec.name for spec in AUDIT_TABLES)
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 _PARAM = re.compile(r"\$(\d+)")
 _RETRYABLE_WORDS = ("deadlock", "lock wait", "number of waiters for this lock", "was aborted")
@@ -362,26 +360,6 @@ class SnowflakeDialect(Warehouse):
             f"({incoming} IS NULL OR {stored} IS NULL OR CASE WHEN "
             f"{self.is_digits(incoming)} AND {self.is_digits(stored)} THEN {numeric} "
             f"ELSE {incoming} >= {stored} END)"
-        )
-
-    def create_table_sql(
-        self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]
-    ) -> str:
-        self.check_names(table, columns)
-        parts = [
-            f"{self.quote(c.name)} {self.column_type(table, c)}"
-            + ("" if c.nullable and c.name not in keys else " NOT NULL")
-            for c in columns
-        ]
-        if keys:
-            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in keys)})")
-        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
-
-    def add_column_sql(self, table: TableRef, column: Column) -> str:
-        self.check_names(table, [column])
-        return (
-            f"ALTER TABLE {self.qualified(table)} ADD COLUMN IF NOT EXISTS "
-            f"{self.quote(column.name)} {self.column_type(table, column)}"
         )
 
     def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
