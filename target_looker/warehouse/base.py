@@ -358,7 +358,8 @@ class Warehouse(abc.ABC):
             for c in columns
         ]
         if keys:
-            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in keys)})")
+            key = ", ".join(self.quote(k) for k in keys)
+            parts.append(f"PRIMARY KEY ({key}){self.primary_key_enforcement}")
         return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
 
     def add_column_sql(self, table: TableRef, column: Column) -> str:
@@ -368,10 +369,15 @@ class Warehouse(abc.ABC):
             f"{self.quote(column.name)} {self.column_type(table, column)}"
         )
 
+    #: After a primary key's column list (BigQuery: " NOT ENFORCED").
+    primary_key_enforcement: t.ClassVar[str] = ""
+    #: What ALTER COLUMN says before a new type ("SET DATA TYPE" on BigQuery and Snowflake).
+    alter_type_words: t.ClassVar[str] = "TYPE"
+
     def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
         return (
             f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {self.quote(column)} "
-            f"TYPE {self.render_type(sql_type)}"
+            f"{self.alter_type_words} {self.render_type(sql_type)}"
         )
 
     # Tables: created and evolved safely next to other loaders --------------------------------

@@ -636,25 +636,8 @@ class BigQueryDialect(Warehouse):
 
     # BigQuery compares STRING by UTF-8 bytes, which is code-point order.
     binary_collation: t.ClassVar[str] = ""
-
-    def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
-        return (
-            f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {self.quote(column)} "
-            f"SET DATA TYPE {self.render_type(sql_type)}"
-        )
-
-    def create_table_sql(
-        self, table: TableRef, columns: Sequence[Column], keys: Sequence[str]
-    ) -> str:
-        """The DDL equivalent of what `create_table` sends through the API (for reading)."""
-        parts = [
-            f"{self.quote(c.name)} {self.column_type(table, c)}"
-            + ("" if c.nullable and c.name not in keys else " NOT NULL")
-            for c in columns
-        ]
-        if keys:
-            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in keys)}) NOT ENFORCED")
-        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
+    primary_key_enforcement: t.ClassVar[str] = " NOT ENFORCED"
+    alter_type_words: t.ClassVar[str] = "SET DATA TYPE"
 
     # Loading: rows -----------------------------------------------------------------------
 

@@ -258,6 +258,7 @@ class SnowflakeDialect(Warehouse):
     dialect = "snowflake"
     max_identifier_bytes = MAX_IDENTIFIER_CHARS
     case_insensitive_identifiers = False  # quoted identifiers keep their case
+    alter_type_words: t.ClassVar[str] = "SET DATA TYPE"
 
     def __init__(self, url: URL, settings: Mapping[str, t.Any] | None = None) -> None:
         super().__init__(url)
@@ -360,12 +361,6 @@ class SnowflakeDialect(Warehouse):
             f"({incoming} IS NULL OR {stored} IS NULL OR CASE WHEN "
             f"{self.is_digits(incoming)} AND {self.is_digits(stored)} THEN {numeric} "
             f"ELSE {incoming} >= {stored} END)"
-        )
-
-    def alter_type_sql(self, table: TableRef, column: str, sql_type: SqlType) -> str:
-        return (
-            f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {self.quote(column)} "
-            f"SET DATA TYPE {self.render_type(sql_type)}"
         )
 
     # Loading: rows -----------------------------------------------------------------------
