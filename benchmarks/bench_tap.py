@@ -2,6 +2,7 @@
 
     python benchmarks/bench_tap.py                 # one million voucher rows, one company
     python benchmarks/bench_tap.py --rows 200000
+    python benchmarks/bench_tap.py --rows 200000 --batch-files   # batch_config: jsonl files
 
 Starts the IFS Cloud sandbox in this process, runs `tap-ifscloud` as a subprocess
 (voucher_rows only, stdout to /dev/null) and then, also as a subprocess so both
@@ -88,6 +89,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="voucher rows (one company)")
     parser.add_argument("--page-size", type=int, default=5000)
+    parser.add_argument(
+        "--batch-files", action="store_true", help="records to batch files (batch_config)"
+    )
     parser.add_argument("--reference-loop", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_loop:
@@ -118,6 +122,11 @@ def main() -> int:
             "companies": ["US01"],
             "page_size": args.page_size,
         }
+        if args.batch_files:
+            tap_config["batch_config"] = {
+                "encoding": {"format": "jsonl"},
+                "storage": {"root": (tmp_path / "batches").as_uri()},
+            }
         (tmp_path / "config.json").write_text(json.dumps(tap_config))
         (tmp_path / "catalog.json").write_text(json.dumps(voucher_rows_catalog(tap_config)))
         log_path = tmp_path / "tap.log"
@@ -168,6 +177,7 @@ def main() -> int:
             check=True,
         )
         loop = json.loads(reference.stdout.strip().splitlines()[-1])
+        batch_mb = sum(f.stat().st_size for f in tmp_path.glob("batches/*")) / 2**20
     sandbox.stop()
 
     tap_rate = tap_records / seconds
@@ -184,6 +194,8 @@ def main() -> int:
         f"{loop['cpu_seconds'] / max(loop['rows'], 1) * 1e6:.1f} µs"
     )
     print(f"tap peak RSS:              {peak_mb} MB (target < 300 MB)")
+    if args.batch_files:
+        print(f"batch files:               {batch_mb:,.0f} MB")
     ok = tap_records == total_rows and tap_rate >= 0.5 * loop_rate and peak_mb < 300
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -31,6 +31,12 @@ def _enc_hook(obj: t.Any) -> t.Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook, decimal_format="number")
 
 
+def encode_record_lines(records: Sequence[t.Any]) -> bytes:
+    """Records as JSON lines, each the `record` object of its RECORD message (for
+    batch files, which hold records without their message)."""
+    return _ENCODER.encode_lines(records)
+
+
 class FastSingerWriter(GenericSingerWriter[bytes, Message]):
     """Writes one JSON line per message to stdout."""
 

@@ -20,6 +20,10 @@ public hook for four things this makes possible, so `PagedStream` does them here
   properties, type conformance, a clock read per record) and still pass through every
   stream map, so `stream_maps` and `flattening_*` keep working
   (`_generate_record_messages`);
+- with `batch_config` (jsonl files on local storage), the same page loop writes pages
+  to batch files (batch_files.py) instead of the SDK's per-record batcher
+  (`get_batches`, `_sync_records`' steps as above); a BATCH message carries the sync's
+  version and the file's extraction time (`_generate_batch_messages`);
 - every record of a FULL_TABLE stream carries the version of the ACTIVATE_VERSION the
   SDK wrote at the start of the sync (`_stream_version`).
 
@@ -39,6 +43,7 @@ from singer_sdk import Stream
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 
+from tap_ifscloud.batch_files import BatchFileMessage, BatchFileSettings, BatchFileWriter
 from tap_ifscloud.output import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -53,6 +58,7 @@ PRIVATE_SDK_NAMES: tuple[str, ...] = (
     "singer_sdk.Stream._get_state_partition_context",
     "singer_sdk.Stream._write_starting_replication_value",
     "singer_sdk.Stream._finalize_state",
+    "singer_sdk.Stream._generate_batch_messages",
 )
 
 Record = dict[str, t.Any]
@@ -76,6 +82,7 @@ class PagedStream(Stream):
         super().__init__(tap=tap, schema=schema, name=name)
         self.plugin = tap
         self.extracted_at = datetime.now(timezone.utc)  # `time_extracted` of the current page
+        self.batch_extracted_at: datetime | None = None  # of the batch file handed over last
 
     @abc.abstractmethod
     def get_pages(
@@ -192,6 +199,19 @@ class PagedStream(Stream):
         if writer is None:
             yield from super()._sync_records(context, write_messages=write_messages)
             return
+        for records in self.counted_pages(context):
+            self.write_page(writer, records)
+        self._write_state_message()
+
+    def counted_pages(self, context: dict | None) -> t.Iterator[list[t.Any]]:
+        """The SDK's `_sync_records` steps around each page the caller writes.
+
+        Per partition, as the SDK: metrics context, state partition, starting value; per
+        page: the partition's keys added to records lacking them (the SDK's
+        `_process_record`), then the page is yielded to be written, and once the caller
+        asks for the next one, the record count and the bookmark move (`end_page`); then
+        the SDK's state finalisation. The SDK's STATE every 10,000 records is left out.
+        """
         record_counter = self.get_record_counter()
         timer = self.get_sync_timer()
         context_list = [context] if context is not None else self.partitions
@@ -206,7 +226,7 @@ class PagedStream(Stream):
                 for records, bookmark in self.get_pages(current_context, for_writer=True):
                     if records:
                         self.add_partition_values(records, partition_values)
-                        self.write_page(writer, records)
+                        yield records
                         self.state_manager.is_flushed = False
                         record_counter.increment(len(records))
                     self.end_page(current_context, bookmark)
@@ -214,7 +234,72 @@ class PagedStream(Stream):
                     self._finalize_state(self.get_context_state(current_context))
         if not context:
             self._finalize_state(self.stream_state)
-        self._write_state_message()
+
+    def batch_file_writer(self, batch_config: t.Any) -> BatchFileWriter | None:
+        """A writer of whole pages to batch files, when the page path applies (see
+        `page_writer`) and `batch_config` asks for jsonl files on local storage; None
+        leaves the files to the SDK's batcher."""
+        if self.page_writer() is None:
+            return None
+        storage = batch_config.storage
+        settings = BatchFileSettings.from_config(
+            str(batch_config.encoding.format),
+            batch_config.encoding.compression,
+            storage.root,
+            storage.prefix,
+            batch_config.batch_size,
+        )
+        return None if settings is None else BatchFileWriter(settings, self.tap_name, self.name)
+
+    def get_batches(
+        self, batch_config: t.Any, context: dict | None = None
+    ) -> t.Iterable[tuple[t.Any, list[str]]]:
+        """Batch files a page at a time (see `batch_file_writer`), else the SDK's.
+
+        A file is handed over (the SDK then writes its BATCH message and STATE) before
+        the next page is written, once the bookmark has moved past its last page, so a
+        STATE never covers a record that is not in a file already named.
+        """
+        files = self.batch_file_writer(batch_config)
+        if files is None:
+            yield from super().get_batches(batch_config, context)
+            return
+        try:
+            for records in self.counted_pages(context):
+                if files.full:
+                    yield from self._hand_over(files, batch_config)
+                files.write(records, self.extracted_at)
+            yield from self._hand_over(files, batch_config)
+        except BaseException:
+            files.discard()
+            raise
+
+    def _hand_over(
+        self, files: BatchFileWriter, batch_config: t.Any
+    ) -> t.Iterator[tuple[t.Any, list[str]]]:
+        extracted_at = files.extracted_at
+        url = files.close()
+        if url is not None:
+            self.batch_extracted_at = extracted_at
+            yield batch_config.encoding, [url]
+
+    def _generate_batch_messages(
+        self, encoding: t.Any, manifest: list[str]
+    ) -> t.Generator[BatchFileMessage, None, None]:
+        """The SDK's BATCH messages (one per stream map), with the sync's version, as
+        RECORD messages carry it, and the file's extraction time."""
+        extracted_at = self.batch_extracted_at
+        if extracted_at is not None:
+            extracted_at = extracted_at.astimezone(timezone.utc)
+        for stream_map in self.stream_maps:
+            if not isinstance(stream_map, RemoveRecordTransform):
+                yield BatchFileMessage(
+                    stream=stream_map.stream_alias,
+                    encoding=encoding,
+                    manifest=manifest,
+                    version=self._stream_version,
+                    time_extracted=extracted_at,
+                )
 
     def _increment_stream_state(
         self, latest_record: dict[str, t.Any], *, context: dict | None = None

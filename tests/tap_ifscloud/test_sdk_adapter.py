@@ -33,6 +33,7 @@ EXPECTED_PARAMETERS: dict[str, tuple[str, ...] | None] = {
     "singer_sdk.Stream._get_state_partition_context": ("self", "context"),
     "singer_sdk.Stream._write_starting_replication_value": ("self", "context"),
     "singer_sdk.Stream._finalize_state": ("self", "state"),
+    "singer_sdk.Stream._generate_batch_messages": ("self", "encoding", "manifest"),
 }
 
 # where the SDK uses each name as the adapter expects (source of the SDK's own methods)
@@ -61,6 +62,9 @@ EXPECTED_USES: dict[str, list[tuple[str, str]]] = {
     "singer_sdk.Stream._finalize_state": [
         ("_sync_records", "self._finalize_state(state)"),
         ("_sync_records", "self._finalize_state(self.stream_state)"),
+    ],
+    "singer_sdk.Stream._generate_batch_messages": [
+        ("_write_batch_message", "self._generate_batch_messages(encoding, manifest)"),
     ],
 }
 
