@@ -12,6 +12,10 @@ directory, so this project's `.meltano/` is left alone):
   3. the sandbox changes data (1,000 changes of its mutation clock, asked for on the
      sandbox process's stdin), then a second, incremental `meltano run` per warehouse.
 
+Each `meltano run` is made per transport (`--transports`): `records`, RECORD lines that
+Meltano relays one by one, and `batch`, the tap's `batch_config` (jsonl files in the
+work directory; BATCH messages name them, the target loads and deletes them).
+
 Prints wall time, records/s and the peak RSS and CPU time of the tap and the target
 (their processes found by name below Meltano's, VmHWM sampled from /proc), and how
 much of the tap's and the target's time the pipeline overlaps. Needs PostgreSQL on
@@ -48,6 +52,7 @@ SCHEMA = "ifs_cloud"
 ROLES = ("tap-ifscloud", "target-looker")
 MELTANO_ROLE = "meltano"
 TICK = os.sysconf("SC_CLK_TCK")
+TRANSPORTS = {"records": "", "batch": ", batch files"}  # how each shows in a run's name
 
 
 # the sandbox, in a process of its own ------------------------------------------------------------
@@ -316,7 +321,13 @@ def meltano_project(work: Path) -> Path:
 
 
 def meltano_env(
-    work: Path, label: str, sandbox: Sandbox, companies: list[str], url: str, page_size: int
+    work: Path,
+    label: str,
+    sandbox: Sandbox,
+    companies: list[str],
+    url: str,
+    page_size: int,
+    transport: str = "records",
 ) -> dict[str, str]:
     """Settings as environment variables (Meltano ranks them above meltano.yml)."""
     env = {
@@ -336,6 +347,11 @@ def meltano_env(
         TARGET_LOOKER_LOOKER_BASE_URL="",  # no Looker: the post-load refresh is left out
         TARGET_LOOKER_LOOKML_DIR=str(work / f"lookml-{label}"),
     )
+    if transport == "batch":
+        root = (work / f"batches-{label}").as_uri()
+        env["TAP_IFSCLOUD_BATCH_CONFIG"] = (
+            '{"encoding": {"format": "jsonl"}, "storage": {"root": "' + root + '"}}'
+        )
     return env
 
 
@@ -360,6 +376,9 @@ def main() -> int:
     parser.add_argument(
         "--warehouses", default="postgresql,duckdb", help="postgresql and/or duckdb"
     )
+    parser.add_argument(
+        "--transports", default="records,batch", help="records and/or batch (see above)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--serve-sandbox", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -369,6 +388,9 @@ def main() -> int:
     if not MELTANO.exists():
         raise SystemExit(f"{MELTANO} is missing: run `make` first")
     kinds = [k for k in args.warehouses.split(",") if k]
+    transports = [t for t in args.transports.split(",") if t]
+    if not set(transports) <= set(TRANSPORTS):
+        raise SystemExit(f"--transports: {', '.join(TRANSPORTS)}")
 
     work = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
     runs: list[Run] = []
@@ -397,7 +419,7 @@ def main() -> int:
         print(f"  tap alone: {records:,} records in {seconds:.1f} s", flush=True)
 
         with contextlib.ExitStack() as stack:
-            pipelines: dict[str, tuple[Warehouse, dict[str, str]]] = {}
+            pipelines: dict[str, tuple[Warehouse, dict[str, str]]] = {}  # by run label
             for kind in kinds:
                 alone = stack.enter_context(warehouse(kind, work, f"{kind}_target"))
                 env = meltano_env(work, f"{kind}-alone", sandbox, companies, alone.url, 0)
@@ -414,22 +436,25 @@ def main() -> int:
                         records=records,
                     )
                 )
-                target = stack.enter_context(warehouse(kind, work, f"{kind}_run"))
-                env = meltano_env(
-                    work, f"{kind}-run", sandbox, companies, target.url, args.page_size
-                )
-                runs.append(
-                    measure_load(
-                        f"meltano run ({kind})",
-                        ["run", "tap-ifscloud", "target-looker"],
-                        env,
-                        project,
-                        sandbox,
-                        target,
-                        work / f"run-{kind}.log",
+                for transport in transports:
+                    label = f"{kind}_{transport}_run"
+                    target = stack.enter_context(warehouse(kind, work, label))
+                    env = meltano_env(
+                        work, label, sandbox, companies, target.url, args.page_size, transport
                     )
-                )
-                pipelines[kind] = (target, env)
+                    name = f"meltano run ({kind}{TRANSPORTS[transport]})"
+                    runs.append(
+                        measure_load(
+                            name,
+                            ["run", "tap-ifscloud", "target-looker"],
+                            env,
+                            project,
+                            sandbox,
+                            target,
+                            work / f"run-{label}.log",
+                        )
+                    )
+                    pipelines[f"{kind}{TRANSPORTS[transport]}"] = (target, env)
 
             changed = sandbox.mutate(args.changes)
             print(f"  sandbox: {args.changes:,} changes ({changed:,} rows)", flush=True)
@@ -442,7 +467,7 @@ def main() -> int:
                         project,
                         sandbox,
                         target,
-                        work / f"incremental-{kind}.log",
+                        work / f"incremental-{kind.replace(', ', '-')}.log",
                     )
                 )
     finally:
@@ -491,13 +516,13 @@ def report(runs: list[Run], rows: int, startup: float, sandbox_peak: float) -> N
         return f"{value:,.1f}" if value else "-"
 
     print(
-        f"\n{'run':<50} {'records':>9} {'wall s':>7} {'records/s':>10} "
+        f"\n{'run':<62} {'records':>9} {'wall s':>7} {'records/s':>10} "
         f"{'tap MB':>7} {'target MB':>9} {'tap CPU':>8} {'tgt CPU':>8} {'IFS CPU':>8} "
         f"{'Meltano CPU':>11}  result"
     )
     for run in runs:
         print(
-            f"{run.name:<50} {run.records:>9,} {run.seconds:>7.1f} "
+            f"{run.name:<62} {run.records:>9,} {run.seconds:>7.1f} "
             f"{run.records / run.seconds:>10,.0f} {mb(run, 'tap-ifscloud'):>7} "
             f"{mb(run, 'target-looker'):>9} {cpu(run, 'tap-ifscloud'):>8} "
             f"{cpu(run, 'target-looker'):>8} {run.sandbox_cpu:>8.1f} "
@@ -513,7 +538,8 @@ def report(runs: list[Run], rows: int, startup: float, sandbox_peak: float) -> N
         if not run.name.startswith("meltano run"):
             continue
         kind = run.name[run.name.index("(") :]
-        alone = next(r for r in runs if r.name == f"target alone <- file {kind}")
+        warehouse_kind = kind.split(",")[0].removesuffix(")") + ")"
+        alone = next(r for r in runs if r.name == f"target alone <- file {warehouse_kind}")
         serial = tap.seconds + alone.seconds
         overlap = (serial - run.seconds) / min(tap.seconds, alone.seconds)
         peak = sum(run.usage.peak_mb.values())

@@ -76,12 +76,13 @@ class ObjectScan(msgspec.Struct):
     non_finite: str | None = None  # the first bare NaN/Infinity/-Infinity
 
 
-def scan_object(text: str) -> ObjectScan:
+def scan_object(text: str, *, any_value: bool = False) -> ObjectScan:
     """Check that `text` is one JSON object, at any depth and without recursion.
 
     Raises ValueError when it is not. Bare NaN/Infinity are let through (and reported).
     Slow (a regex match per token): only for the rare line that msgspec refused, to
-    tell broken protocol from one undecodable record.
+    tell broken protocol from one undecodable record. `any_value`: any one JSON value
+    will do (a batch file's line is a bare record, which may be an array or a string).
     """
     members: dict[str, tuple[int, int]] = {}
     stack: list[str] = []
@@ -125,7 +126,7 @@ def scan_object(text: str) -> ObjectScan:
         else:  # a value begins: a container, or a whole scalar
             if state not in (_VALUE, _VALUE_OR_CLOSE):
                 raise ValueError(f"unexpected value at character {match.start(match.lastindex)}")
-            if not stack and punct != "{":
+            if not stack and punct != "{" and not any_value:
                 raise ValueError("not a JSON object")
             if len(stack) == 1:
                 start = match.start(match.lastindex)
@@ -183,24 +184,40 @@ def salvage_record(line: str | bytes, error: BaseException) -> tuple[RecordEnvel
         return None
     span = scan.members.get("record")
     raw = text[span[0] : span[1]].encode() if span else b"null"
+    reason = _undecodable_reason(scan, error, record_depth=max(scan.depth - 1, 0))
+    return RecordEnvelope("RECORD", stream, msgspec.Raw(raw), extracted, version), reason
+
+
+def explain_undecodable(record: msgspec.Raw | bytes, error: BaseException) -> str:
+    """Why a bare record that msgspec refused cannot be loaded (the reason of its reject).
+
+    Raises ValueError when the text is not JSON at all (nor UTF-8): that is broken
+    protocol, never a reject. For records whose JSON nobody checked before (a batch
+    file's lines go straight to the sink's typed decode), and only once msgspec refused
+    one: slow, like `scan_object`.
+    """
+    scan = scan_object(bytes(record).decode("utf-8"), any_value=True)  # UnicodeDecodeError
+    return _undecodable_reason(scan, error, record_depth=scan.depth)
+
+
+def _undecodable_reason(scan: ObjectScan, error: BaseException, record_depth: int) -> str:
+    """The reject reason of a record that is JSON but that msgspec cannot decode."""
     if scan.surrogate is not None:
-        reason = (
+        return (
             f"a string holds a lone UTF-16 surrogate ({scan.surrogate}), which is not a "
             "Unicode character and cannot be stored"
         )
-    elif scan.non_finite is not None:
-        reason = (
+    if scan.non_finite is not None:
+        return (
             f"a number is {scan.non_finite}, which JSON does not allow and no warehouse "
             "column can hold"
         )
-    elif isinstance(error, RecursionError):
-        reason = (
-            f"the record is nested {max(scan.depth - 1, 0)} levels deep, deeper than the "
+    if isinstance(error, RecursionError):
+        return (
+            f"the record is nested {record_depth} levels deep, deeper than the "
             f"decoder allows ({error})"
         )
-    else:
-        reason = f"the record cannot be decoded: {error}"
-    return RecordEnvelope("RECORD", stream, msgspec.Raw(raw), extracted, version), reason
+    return f"the record cannot be decoded: {error}"
 
 
 class FastSingerReader(GenericSingerReader[bytes]):

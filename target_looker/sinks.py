@@ -29,6 +29,7 @@ from singer_sdk.sinks import BatchSink
 
 from target_looker import naming
 from target_looker.audit import AuditLog, BatchAudit, Reject, now
+from target_looker.batch_files import input_position, undecodable_record_reason, with_origin
 from target_looker.columns import (
     BIGINT,
     TEXT,
@@ -513,8 +514,10 @@ class LookerSink(BatchSink):
         try:
             record = decode_generic(envelope.record)
         except (msgspec.DecodeError, RecursionError) as exc:
+            # A batch file's line reaches this unchecked: not JSON at all stops the run.
+            reason = undecodable_record_reason(envelope.record, exc, line)
             key = self.plan.key_of_raw(envelope.record) if self._keeps_key(envelope) else None
-            self._reject(envelope, f"the record cannot be decoded: {exc}", line, key)
+            self._reject(envelope, reason, line, key)
             return None
         if not isinstance(record, dict):
             self._reject(envelope, f"record is not a JSON object ({error})", line)
@@ -558,12 +561,12 @@ class LookerSink(BatchSink):
         self._rejects.append(
             Reject(
                 stream=self.stream_name,
-                reason=reason,
+                reason=with_origin(reason, line),
                 record=bytes(envelope.record).decode("utf-8", "replace"),
                 received_at=datetime.datetime.now(tz=_UTC),
                 time_extracted=envelope.time_extracted,
                 table_version=envelope.version,
-                input_line=line or None,
+                input_line=input_position(line)[0] or None,
                 key=key if self._keeps_key(envelope) else None,
             )
         )
@@ -869,12 +872,12 @@ def row_reject(
     extracted, received_ns, version = row[-len(PER_RECORD) :]
     return Reject(
         stream=stream,
-        reason=reason,
+        reason=with_origin(reason, line),
         record=bytes(raw).decode("utf-8", "replace"),
         received_at=_EPOCH + datetime.timedelta(microseconds=received_ns // 1000),
         time_extracted=extracted.isoformat() if extracted else None,
         table_version=version,
-        input_line=line or None,
+        input_line=input_position(line)[0] or None,
         key=(
             tuple(row[i] for i in key_positions)
             if key_positions is not None and (version is not None or any_version)

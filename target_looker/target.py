@@ -14,6 +14,8 @@ The parts, one job each:
 - `LoadSession` (load_session.py): the run in the warehouse: connection, audit rows,
   the loader thread that commits batches and emits STATE, the Looker step, failures.
 - `LookerSink` (sinks.py): one stream's records decoded into rows and batches.
+- `BatchManifest`, `BatchFileCleanup` (batch_files.py): BATCH messages, whose files'
+  lines take the RECORD path here, and the files' deletion once their records commit.
 - `SingerTargetAdapter` (sdk_adapter.py): the SDK's private hooks, in one place.
 """
 
@@ -34,6 +36,14 @@ from singer_sdk.mapper import SameRecordTransform
 from ifs_looker_core import encrypted_settings
 from ifs_looker_core.defaults import DEFAULT_TARGET_SCHEMA
 from target_looker import naming
+from target_looker.batch_files import (
+    BatchFile,
+    BatchFileCleanup,
+    BatchFileError,
+    BatchManifest,
+    describe_line,
+    undecodable_record_reason,
+)
 from target_looker.load_session import WRITE_PATHS, LoadSession, uses_sql_runner
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
 from target_looker.refresh import LookerSettings, LookerSettingsError
@@ -184,6 +194,15 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             default=False,
             description="ACTIVATE_VERSION deletes rows instead of setting _sdc_deleted_at",
         ),
+        th.Property(
+            "delete_batch_files",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Delete each file of a BATCH message once all its records are committed "
+                "(a failed run keeps the rest); false: never touch them"
+            ),
+        ),
         th.Property("looker_base_url", th.StringType, description="https://acme.cloud.looker.com"),
         th.Property("looker_client_id", th.StringType, description="Looker API 4.0 client id"),
         th.Property("looker_client_secret", th.StringType, secret=True),
@@ -210,7 +229,10 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         check_batch_size(self.config)
         self.session = LoadSession(self.config, checked_looker_settings(self.config), self.logger)
         self.ledger = StateLedger()
-        self.message_reader.on_error = self.session.fail
+        self.batch_files = BatchFileCleanup(
+            enabled=bool(self.config.get("delete_batch_files", True)), logger=self.logger
+        )
+        self.message_reader.on_error = self._fail
         self.message_reader.on_bad_record = self.process_undecodable_record
         self.bookmark_properties: dict[str, list[str]] = {}
         self._fast_sinks: dict[str, LookerSink] = {}  # streams whose records need no map
@@ -282,7 +304,8 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         try:
             record = decode_generic(envelope.record)
         except (msgspec.DecodeError, RecursionError) as exc:
-            self._reject_mapped(envelope, seq, line, f"the record cannot be decoded: {exc}")
+            reason = undecodable_record_reason(envelope.record, exc, line)  # or not JSON: stop
+            self._reject_mapped(envelope, seq, line, reason)
             return
         if not isinstance(record, dict):
             self._reject_mapped(envelope, seq, line, "record is not a JSON object")
@@ -319,10 +342,9 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         )
         if sink is None:  # the stream maps drop the stream altogether
             self.logger.warning(
-                "Stream %r, input line %d: undecodable record of a stream that is not "
-                "loaded, dropped (%s)",
+                "Stream %r, %s: undecodable record of a stream that is not loaded, dropped (%s)",
                 envelope.stream,
-                line,
+                describe_line(line),
                 reason,
             )
             return
@@ -358,10 +380,49 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self._activations[alias] = version
 
     def process_batch_manifest(self, message: dict) -> None:
-        raise NotImplementedError(
-            "BATCH messages are not supported by target-looker: run the tap without "
-            "batch_config so it sends RECORD messages"
-        )
+        """A BATCH message: each file's lines, in order, take the path of RECORD lines
+        (stream maps, typed decode, rejects, batches, STATE, versions, audit), and the
+        file is deleted once its records are committed (`delete_batch_files`).
+
+        Not the SDK's `process_batch_files`: it makes a dict of every record and
+        bypasses these sinks.
+        """
+        manifest = BatchManifest.from_message(message)  # all checked before any file is read
+        if manifest.stream not in self.mapper.stream_maps:
+            raise RecordsWithoutSchemaException(
+                f"A BATCH for stream {manifest.stream!r} arrived before its SCHEMA message"
+            )
+        for batch_file in manifest.files:
+            self.batch_files.reading(batch_file)
+            first_seq = self.ledger.last_seq + 1
+            self._read_batch_file(manifest, batch_file)
+            self.batch_files.file_read(batch_file, first_seq, self.ledger.last_seq)
+            # Its records may all be with the loader already (a full batch was the last).
+            self.batch_files.handed_over(self._oldest_buffered())
+
+    def _read_batch_file(self, manifest: BatchManifest, batch_file: BatchFile) -> None:
+        """The BATCH hot path: every non-blank line is one record, handed to
+        `process_record` as the reader hands over a RECORD line (no decode here: the
+        sink's typed decode is the only one a good line gets)."""
+        process = self.process_record
+        stream, extracted, version = manifest.stream, manifest.time_extracted, manifest.version
+        envelope, raw, nul = RecordEnvelope, msgspec.Raw, b"\\u0000"
+        number = 0
+        try:
+            with contextlib.closing(batch_file.blocks()) as blocks:
+                for first, lines in blocks:
+                    for number, line in enumerate(lines, first):
+                        if not line or line.isspace():
+                            continue
+                        process(
+                            envelope("RECORD", stream, raw(line), extracted, version),
+                            nul in line,
+                            number,
+                        )
+        except UnicodeDecodeError as exc:  # from msgspec: a record that is not UTF-8
+            raise BatchFileError(
+                f"stream {stream!r}, {describe_line(number)} is not UTF-8 JSON ({exc})"
+            ) from None
 
     def on_termination(self, signum: int) -> None:
         """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
@@ -370,10 +431,15 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
 
     # Committing -----------------------------------------------------------------------------
 
+    def _oldest_buffered(self) -> int | None:
+        """The number of the oldest record still buffered in a sink (None: none is)."""
+        return min((s.first_seq for s in self.all_sinks() if s.first_seq is not None), default=None)
+
     def _take_safe_state(self) -> dict | None:
-        oldest = min(
-            (s.first_seq for s in self.all_sinks() if s.first_seq is not None), default=None
-        )
+        """The STATE that the records handed to the loader thread make safe; the batch
+        files they came from wait for those jobs to commit."""
+        oldest = self._oldest_buffered()
+        self.batch_files.handed_over(oldest)
         return self.ledger.take_safe(oldest)
 
     def commit_sink(self, sink: LookerSink) -> None:
@@ -385,7 +451,13 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             return
         if sink.load_method == OVERWRITE:
             self.ledger.hold(sink.plan.table, t.cast("int", sink.first_seq))
+            self.batch_files.hold(sink.plan.table, t.cast("int", sink.first_seq))
         work = sink.take_batch()
+        if self.batch_files.awaiting_commit:
+            # The jobs already submitted carry those files' records: once they have
+            # committed (the submit below waits for them anyway), the files can go.
+            self.session.idle_connection()
+            self.batch_files.committed()
         self.session.load(work, self._take_safe_state())
 
     def commit_all(self) -> None:
@@ -417,6 +489,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         """An overwrite's shadow replaces `table`; the STATE its records held back rides
         on the swap."""
         self.ledger.release(table)
+        self.batch_files.release(table)
         self.session.swap_in(
             table,
             version,
@@ -429,6 +502,8 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         on the last STATE, finish the run, then the Looker step."""
         try:
             if not self.session.is_open and not self.ledger.has_pending:
+                self.batch_files.handed_over(None)  # no record reached a sink
+                self.batch_files.committed()
                 return
             self.commit_all()
             for overwrite in self.session.pending_overwrites():
@@ -440,13 +515,20 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             if state is not None:
                 self.session.pass_on_state(state)
             self.session.finish()
+            self.batch_files.committed()
             for sink in self.all_sinks():
                 sink.clean_up()
         except BaseException as exc:
-            self.session.fail(exc)
+            self._fail(exc)
             raise
         finally:
             self.session.close()
+
+    def _fail(self, error: BaseException) -> None:
+        """The run failed: say which batch files stay, then fail the session (nothing
+        uncommitted is acknowledged, so the next run replays it)."""
+        self.batch_files.keep_on_failure()
+        self.session.fail(error)
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]
@@ -454,7 +536,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         with bulk_loading_gc():
             try:
                 super().invoke(*args, **kwargs)
-            except WarehouseError as exc:  # an operator's error: one line, no traceback
+            except (WarehouseError, BatchFileError) as exc:  # one line, no traceback
                 raise click.ClickException(str(exc)) from None
 
 

@@ -58,3 +58,31 @@ def test_second_run_is_incremental_and_changes_nothing(
         again = warehouse.rows(name)
         assert len(again) == len(rows), name
     assert_warehouse_equals_sandbox(warehouse, ifs_sandbox)
+
+
+def test_run_with_batch_files_loads_the_same_and_leaves_no_file_behind(
+    meltano: MeltanoRunner, ifs_sandbox: IfsCloudSandbox, warehouse: Warehouse, tmp_path
+) -> None:
+    """With the tap's `batch_config`, Meltano relays one BATCH line per file; the target
+    loads the files, then deletes them once their records are committed."""
+    batches = tmp_path / "batches"
+    env = meltano_env(tmp_path, ifs_sandbox, warehouse)
+    env["TAP_IFSCLOUD_BATCH_CONFIG"] = json.dumps(
+        {"encoding": {"format": "jsonl"}, "storage": {"root": batches.as_uri()}, "batch_size": 50}
+    )
+    result = meltano(env, "run", "tap-ifscloud", "target-looker")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_warehouse_equals_sandbox(warehouse, ifs_sandbox)
+    assert batches.is_dir() and not list(batches.iterdir())
+    [run] = warehouse.rows("_load_runs")
+    assert run["status"] == "succeeded"
+    batch_rows = warehouse.rows("_load_batches")
+    assert sum(b["records_in"] for b in batch_rows) == run["records_in"] > 0
+
+    # the next run, also from files, is incremental
+    again = meltano(env, "run", "tap-ifscloud", "target-looker")
+    assert again.returncode == 0, again.stderr[-3000:]
+    runs = sorted(warehouse.rows("_load_runs"), key=lambda r: r["started_at"])
+    assert runs[1]["records_in"] < runs[0]["records_in"] / 2
+    assert_warehouse_equals_sandbox(warehouse, ifs_sandbox)
+    assert not list(batches.iterdir())

@@ -506,6 +506,7 @@ def test_about_offers_only_settings_the_target_honours() -> None:
     assert settings == {
         *("warehouse_url", "column_naming", "default_target_schema", "load_method"),
         *("write_path", "batch_size_rows", "hard_delete", "lookml_dir"),
+        "delete_batch_files",
         *("bigquery_service_account_key", "bigquery_api_endpoint", "bigquery_timeout_seconds"),
         *("snowflake_private_key", "snowflake_private_key_passphrase"),
         *("looker_base_url", "looker_client_id", "looker_client_secret"),
