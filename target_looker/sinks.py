@@ -345,6 +345,8 @@ class LookerSink(BatchSink):
         )
         self.batch_rows = self.max_size
         self._decode, self._decode_unchecked = self._decoders()
+        self._decode_lines = self._lines_decoder()
+        self._next_sequence = 0  # `add_lines`: the least `_sdc_sequence` it may give next
         self._astuple = msgspec.structs.astuple
         # Struct fields past the row (target-owned metadata the record sent) are cut off.
         struct_width = len(self.plan.struct.__struct_fields__)
@@ -380,6 +382,14 @@ class LookerSink(BatchSink):
             return plain, None
         checked = msgspec.json.Decoder(self.plan.checked_struct, float_hook=decimal.Decimal)
         return checked.decode, plain
+
+    def _lines_decoder(self) -> Callable[[bytes], list[t.Any]] | None:
+        """The hot-path decoder for many records at once (`add_lines`), or None where
+        the stream's records take `_decode_renamed`."""
+        if self.plan.renamed:
+            return None
+        struct = self.plan.checked_struct or self.plan.struct
+        return msgspec.json.Decoder(struct, float_hook=decimal.Decimal).decode_lines
 
     # Batch state ----------------------------------------------------------------------
 
@@ -457,6 +467,55 @@ class LookerSink(BatchSink):
         # Concatenation copies the tuple in C; `(*row, ...)` builds a list first (slower).
         self._rows.append(row + (extracted, time.time_ns(), envelope.version))  # noqa: RUF005
         return len(raws) >= self.batch_rows
+
+    def add_lines(
+        self,
+        lines: list[bytes],
+        seq: int,
+        line: int,
+        extracted: str | None,
+        version: int | None,
+    ) -> bool | None:
+        """Records of a batch file, numbered from `seq` and from input line `line`, all
+        added as `add` adds them but decoded in one call: whether the batch is now full.
+
+        None when they cannot all be taken this way (nothing is added then, and each one
+        goes through `add`): a blank line, a `\\u0000` escape where text cannot hold
+        NUL, or any record the typed decode refuses; `add` explains or tolerates each.
+        The caller keeps the batch's room (`batch_rows - current_size`) in mind.
+        """
+        decode_lines = self._decode_lines
+        if decode_lines is None or not all(lines):
+            return None
+        text = b"\n".join(lines)
+        if self._check_nul and b"\\u0000" in text:
+            return None
+        try:
+            objs = decode_lines(text)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            return None
+        count = len(lines)
+        if len(objs) != count:  # a line of only whitespace
+            return None
+        if self.first_seq is None:
+            self._start_batch(seq)
+        self._all_raws.extend(map(msgspec.Raw, lines))
+        self._all_lines.extend(range(line, line + count))
+        rows = map(self._astuple, objs)
+        if self._row_width is not None:
+            width = self._row_width
+            rows = (row[:width] for row in rows)
+        if extracted is not None:
+            if extracted != self._last_extracted[0]:
+                self._last_extracted = (extracted, _parse_time(extracted))
+            extracted = self._last_extracted[1]
+        # `_sdc_sequence`: arrival order, one nanosecond apart within the call
+        first = max(time.time_ns(), self._next_sequence)
+        self._next_sequence = first + count
+        self._rows.extend(
+            [row + (extracted, first + i, version) for i, row in enumerate(rows)]  # noqa: RUF005
+        )
+        return len(self._all_raws) >= self.batch_rows
 
     def _decode_again(self, envelope: RecordEnvelope, error: Exception, line: int) -> t.Any:
         """A record the hot-path decoder refused: decoded without the VARCHAR length

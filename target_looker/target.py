@@ -401,24 +401,59 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self.batch_files.handed_over(self._oldest_buffered())
 
     def _read_batch_file(self, manifest: BatchManifest, batch_file: BatchFile) -> None:
-        """The BATCH hot path: every non-blank line is one record, handed to
-        `process_record` as the reader hands over a RECORD line (no decode here: the
-        sink's typed decode is the only one a good line gets)."""
+        """The BATCH hot path: every non-blank line is one record. A block of lines goes
+        to its sink in one piece (`LookerSink.add_lines`, one decode for all) when the
+        stream needs no stream map; otherwise, or when the sink cannot take the block
+        whole, each line is handed to `process_record` as the reader hands over a RECORD
+        line, and the sink's typed decode explains the one that failed."""
+        stream = manifest.stream
+        with contextlib.closing(batch_file.blocks()) as blocks:
+            for number, lines in blocks:
+                sink = self._fast_sinks.get(stream) or self._unmapped_sink(stream)
+                while lines:
+                    taken = self._add_lines(sink, manifest, lines, number)
+                    if not taken:
+                        self._process_lines(manifest, lines, number)
+                        break
+                    lines = lines[taken:]
+                    number += taken
+
+    def _add_lines(
+        self, sink: LookerSink | None, manifest: BatchManifest, lines: list[bytes], number: int
+    ) -> int:
+        """As many of `lines` as the sink's open batch has room for, added in one piece
+        (then committed if full): how many, or 0 when they must go one by one."""
+        if sink is None:
+            return 0
+        chunk = lines[: max(sink.batch_rows - sink.current_size, 1)]
+        ledger = self.ledger
+        full = sink.add_lines(
+            chunk, ledger.last_seq + 1, number, manifest.time_extracted, manifest.version
+        )
+        if full is None:
+            return 0
+        ledger.last_seq += len(chunk)
+        self._last_sink = sink
+        if full:
+            self.commit_sink(sink)
+        self.session.raise_loader_failure()
+        if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
+            self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
+            self.commit_all()
+        return len(chunk)
+
+    def _process_lines(self, manifest: BatchManifest, lines: list[bytes], first: int) -> None:
+        """Lines of a batch file one by one, each as a RECORD line."""
         process = self.process_record
         stream, extracted, version = manifest.stream, manifest.time_extracted, manifest.version
         envelope, raw, nul = RecordEnvelope, msgspec.Raw, b"\\u0000"
-        number = 0
+        number = first
         try:
-            with contextlib.closing(batch_file.blocks()) as blocks:
-                for first, lines in blocks:
-                    for number, line in enumerate(lines, first):
-                        if not line or line.isspace():
-                            continue
-                        process(
-                            envelope("RECORD", stream, raw(line), extracted, version),
-                            nul in line,
-                            number,
-                        )
+            for number, line in enumerate(lines, first):
+                if not line or line.isspace():
+                    continue
+                record = envelope("RECORD", stream, raw(line), extracted, version)
+                process(record, nul in line, number)
         except UnicodeDecodeError as exc:  # from msgspec: a record that is not UTF-8
             raise BatchFileError(
                 f"stream {stream!r}, {describe_line(number)} is not UTF-8 JSON ({exc})"

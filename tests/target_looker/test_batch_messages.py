@@ -506,3 +506,21 @@ def test_state_after_a_batch_waits_for_the_files_records_to_commit(
         config, "SELECT CAST(last_state AS VARCHAR) FROM {s}._load_runs WHERE records_in = 3"
     )
     assert json.loads(last_state) == {"n": 1}
+
+
+def test_a_file_fills_batches_in_order_across_its_blocks_and_one_bad_line_is_one_reject(
+    config: dict, tmp_path: Path
+) -> None:
+    """A file's lines are decoded a block at a time; the sink's batches still close at
+    `batch_size_rows`, arrival order (`_sdc_sequence`) is the file's order, and a bad
+    line among good ones costs only itself."""
+    lines: list[dict | str] = [*parts(25)]
+    lines[12] = '{"Part": "P0012", "Qty": "twelve"}'
+    path = write_file(tmp_path / "a.jsonl", lines)
+    small = {**config, "batch_size_rows": 10}
+    assert run_lines(small, PARTS, batch("parts", path), state({"n": 1})) == [{"n": 1}]
+    sizes = "SELECT records_in, rows_rejected FROM {s}._load_batches ORDER BY committed_at"
+    assert [tuple(r) for r in query(config, sizes)] == [(10, 0), (10, 1), (5, 0)]
+    ordered = query(config, "SELECT part FROM {s}.parts ORDER BY _sdc_sequence")
+    assert [p for (p,) in ordered] == [f"P{i:04d}" for i in range(25) if i != 12]
+    assert [line for line, _, _ in rejects(config)] == [13]

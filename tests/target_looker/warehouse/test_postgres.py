@@ -9,8 +9,10 @@ the merge's statements as text, which the psycopg and SQL Runner transports both
 
 from __future__ import annotations
 
+import csv
 import datetime
 import decimal
+import io
 import uuid
 
 import psycopg
@@ -116,11 +118,33 @@ def test_dates_times_booleans_and_json_text(table) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["new\nline", "tab\there", "carriage\rreturn", "bell\x07", D("NaN"), D("Infinity")],
+    [
+        "new\nline",
+        "tab\there",
+        "carriage\rreturn",
+        "bell\x07",
+        "backspace\x08",
+        "form feed\x0c",
+        "escape\x1b",
+        'quote then newline "\n',
+        "backslash then newline \\\n",
+        D("NaN"),
+        D("Infinity"),
+    ],
 )
 def test_values_csv_cannot_carry_send_the_batch_down_the_per_value_path(value) -> None:
     assert copy_csv([("plain", D("1"))]) is not None
     assert copy_csv([("plain", D("1")), (value, D("1"))]) is None
+
+
+@pytest.mark.parametrize("value", ["back\\n", "back\\u0041", "\\\\t", 'quoted "\\r"'])
+def test_a_backslash_before_a_letter_is_no_control_character_and_stays_csv(value) -> None:
+    """Text that reads like an escape once encoded (`\\\\n`) is looked at exactly."""
+    payload = copy_csv([(value, D("1"))])
+    assert payload is not None
+    assert list(csv.reader(io.StringIO(payload.decode()), escapechar="\\", doublequote=False)) == [
+        [value, "1"]
+    ]
 
 
 def test_the_per_value_path_loads_what_csv_cannot(table, pg_database: str) -> None:
