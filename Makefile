@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 MELTANO_VENV := .venv-meltano
 MELTANO_SPEC := meltano>=4.4.1,<4.5
 RUN_PATH := PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH"
+# Bytecode compiled at install, as pip does by default and uv (Meltano's installer) does not:
+# every `meltano run` starts three Python processes, and compiling their modules from
+# source (e.g. where PYTHONDONTWRITEBYTECODE is set) costs seconds of CPU each time. (Some
+# packages ship files that are not Python 3.11 source: those stay uncompiled.)
+COMPILE = python -m compileall -q -j 0
 # Local emulators of the cloud warehouses, for the tests (tests/emulators.py starts them).
 # Each lives in a virtualenv of its own, made here (under .venv: ignored by git and ruff),
 # as their pins conflict with each other and with the product's (bqemulator: duckdb 1.5.5,
@@ -33,9 +38,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(MELTANO_VENV)/bin/meltano:
 	$(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/python -m pip install --quiet "$(MELTANO_SPEC)"
+	$(MELTANO_VENV)/bin/$(COMPILE) $(MELTANO_VENV)/lib > /dev/null || true
 
 .meltano/.installed: meltano.yml pyproject.toml | $(MELTANO_VENV)/bin/meltano
-	$(RUN_PATH) meltano install
+	$(RUN_PATH) UV_COMPILE_BYTECODE=1 meltano install
+	for venv in .meltano/extractors/*/venv .meltano/loaders/*/venv; do \
+		$$venv/bin/$(COMPILE) $$venv/lib ifs_looker_core tap_ifscloud target_looker > /dev/null || true; \
+	done
 	touch $@
 
 setup: $(VENV)/.installed .meltano/.installed
