@@ -46,6 +46,9 @@ PRECISION = 38
 DEFAULT_SCALE = 9
 _STAGE = "target_looker_stage"
 DEFAULT_MEMORY_LIMIT = "128MB"
+# DuckDB checkpoints (moves the WAL into the file, recompressing the table's last row
+# group) once the WAL passes this; at its default of 16 MB, every batch of wide rows did.
+DEFAULT_CHECKPOINT_THRESHOLD = "256MB"
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 # DuckDB's words for a file another process has open: 'Could not set lock on file
 # "/x.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 1234). See also ...'.
@@ -108,9 +111,15 @@ class DuckDBWarehouse(Warehouse):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # DuckDB's default buffer pool is 80% of RAM; a loader should stay bounded.
-        memory_limit = str(self.url.query.get("memory_limit", DEFAULT_MEMORY_LIMIT))
+        query = self.url.query
+        config = {
+            "memory_limit": str(query.get("memory_limit", DEFAULT_MEMORY_LIMIT)),
+            "checkpoint_threshold": str(
+                query.get("checkpoint_threshold", DEFAULT_CHECKPOINT_THRESHOLD)
+            ),
+        }
         try:
-            self._con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
+            self._con = duckdb.connect(self.path, config=config)
         except duckdb.IOException as exc:
             if _LOCKED not in str(exc):
                 raise

@@ -155,3 +155,26 @@ def test_an_unknown_libpq_option_is_an_error_naming_the_setting() -> None:
     with pytest.raises(WarehouseError, match=r"warehouse_url.*no_such_option") as caught:
         warehouse.connect()
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("query_string", "memory_limit", "checkpoint_threshold"),
+    [("", "128MB", "256MB"), ("?memory_limit=64MB&checkpoint_threshold=1GB", "64MB", "1GB")],
+)
+def test_duckdb_buffer_and_checkpoint_sizes_come_from_the_url(
+    tmp_path: Path, query_string: str, memory_limit: str, checkpoint_threshold: str
+) -> None:
+    """Bounded memory, and a WAL that takes several batches before DuckDB checkpoints."""
+    warehouse = open_warehouse(f"duckdb:///{tmp_path / 'w.duckdb'}{query_string}")
+    settings = dict(
+        warehouse.fetchall(
+            "SELECT name, value FROM duckdb_settings() "
+            "WHERE name IN ('memory_limit', 'checkpoint_threshold')"
+        )
+    )
+    warehouse.close()
+    as_bytes = {"64MB": "61.0 MiB", "128MB": "122.0 MiB", "256MB": "244.1 MiB", "1GB": "953.6 MiB"}
+    assert settings == {
+        "memory_limit": as_bytes[memory_limit],
+        "checkpoint_threshold": as_bytes[checkpoint_threshold],
+    }
