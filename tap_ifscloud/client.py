@@ -123,7 +123,8 @@ class IFSStream(PagedStream):
     def get_batches(
         self, batch_config: t.Any, context: dict | None = None
     ) -> t.Iterable[tuple[t.Any, list[str]]]:
-        """The SDK's batches; a full table's closing ACTIVATE_VERSION follows the last one."""
+        """The batch files (`PagedStream.get_batches`); a full table's closing ACTIVATE_VERSION
+        follows the last one."""
         yield from super().get_batches(batch_config, context)
         if self.emit_activate_version_messages:
             self.write_activate_version()
