@@ -20,19 +20,17 @@ import typing as t
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from singer_sdk.singerlib import Message
 from singer_sdk.singerlib.encoding import SingerMessageType
 
+from ifs_looker_core.batch_files import COMPRESSIONS, GZIP, JSONL, local_path
 from tap_ifscloud.output import encode_record_lines
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
 
-JSONL = "jsonl"
-PLAIN_COMPRESSIONS = (None, "none")
-GZIP = "gzip"
 GZIP_LEVEL = 1
 PART_SUFFIX = ".part"
 
@@ -54,13 +52,14 @@ class BatchFileMessage(Message):
 
 
 def local_root(root: str) -> Path | None:
-    """The directory a storage root names, or None when it is not on this machine."""
-    parts = urlsplit(root)
-    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-        return Path(unquote(parts.path))
-    if parts.scheme == "" and root:
-        return Path(root)
-    return None
+    """The directory a storage root (a `file://` URL or a path) names, or None when it is
+    not on this machine."""
+    if not urlsplit(root).scheme:
+        return Path(root) if root else None
+    try:
+        return local_path(root)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class BatchFileSettings:
         directory = local_root(root)
         if format_ != JSONL or directory is None:
             return None
-        if compression not in (*PLAIN_COMPRESSIONS, GZIP):
+        if compression not in COMPRESSIONS:
             return None
         return cls(directory.resolve(), prefix or "", compression, batch_size)
 

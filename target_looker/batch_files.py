@@ -30,13 +30,12 @@ import itertools
 import os
 import stat
 import typing as t
-import urllib.parse
-import urllib.request
 import zlib
 from dataclasses import dataclass
 
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
+from ifs_looker_core.batch_files import COMPRESSIONS, GZIP, JSONL, local_path
 from target_looker.reader import explain_undecodable
 from target_looker.state_ledger import StateLedger
 
@@ -46,8 +45,6 @@ if t.TYPE_CHECKING:
 
     import msgspec
 
-SUPPORTED_FORMAT = "jsonl"
-PLAIN, GZIP = (None, "none"), "gzip"
 # Each read: large, so the per-line work is splitting bytes, not reading them. Reads
 # release the GIL, and getting it back from the busy loader thread can take a switch
 # interval (see reader._READ_BUFFER), so few reads are better.
@@ -241,12 +238,12 @@ def _checked_encoding(stream: str, encoding: t.Any) -> bool:
     if not isinstance(encoding, dict):
         raise BatchFileError(f"stream {stream!r}: BATCH message without an 'encoding'")
     file_format, compression = encoding.get("format"), encoding.get("compression")
-    if file_format != SUPPORTED_FORMAT:
+    if file_format != JSONL:
         raise BatchFileError(
             f"stream {stream!r}: batch files in format {file_format!r} are not supported "
-            f"(only {SUPPORTED_FORMAT!r}: one JSON record per line)"
+            f"(only {JSONL!r}: one JSON record per line)"
         )
-    if compression not in (*PLAIN, GZIP):
+    if compression not in COMPRESSIONS:
         raise BatchFileError(
             f"stream {stream!r}: batch file compression {compression!r} is not supported "
             "(only none or 'gzip')"
@@ -256,19 +253,10 @@ def _checked_encoding(stream: str, encoding: t.Any) -> bool:
 
 def _local_path(stream: str, url: str) -> str:
     """The local path a `file://` URL names; other schemes and hosts are refused."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() != "file":
-        scheme = parts.scheme or "none"
-        raise BatchFileError(
-            f"stream {stream!r}, batch file {url!r}: URL scheme {scheme!r} is not supported "
-            "(only file:// URLs of local files)"
-        )
-    if parts.netloc not in ("", "localhost"):
-        raise BatchFileError(
-            f"stream {stream!r}, batch file {url!r}: host {parts.netloc!r} is not this "
-            "machine (only local files)"
-        )
-    path = urllib.request.url2pathname(parts.path)
+    try:
+        path = str(local_path(url))
+    except ValueError as exc:
+        raise BatchFileError(f"stream {stream!r}, batch file {url!r}: {exc}") from None
     if not os.path.isabs(path):
         raise BatchFileError(f"stream {stream!r}, batch file {url!r}: not an absolute path")
     return path

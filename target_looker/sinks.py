@@ -344,8 +344,7 @@ class LookerSink(BatchSink):
             target.bookmark_properties.get(self.stream_name, []),
         )
         self.batch_rows = self.max_size
-        self._decode, self._decode_unchecked = self._decoders()
-        self._decode_lines = self._lines_decoder()
+        self._decode, self._decode_unchecked, self._decode_lines = self._decoders()
         self._next_sequence = 0  # `add_lines`: the least `_sdc_sequence` it may give next
         self._astuple = msgspec.structs.astuple
         # Struct fields past the row (target-owned metadata the record sent) are cut off.
@@ -367,29 +366,29 @@ class LookerSink(BatchSink):
             sources.index(bookmarks[0]) if bookmarks[:1] and bookmarks[0] in sources else None
         )
 
-    def _decoders(self) -> tuple[Callable[[t.Any], t.Any], Callable[[t.Any], t.Any] | None]:
-        """The record decoder of the hot path, and the one without VARCHAR length checks
-        to decode a record again after the first refused it (None: the same decoder).
+    def _decoders(
+        self,
+    ) -> tuple[
+        Callable[[t.Any], t.Any],
+        Callable[[t.Any], t.Any] | None,
+        Callable[[bytes], list[t.Any]] | None,
+    ]:
+        """The record decoder of the hot path; the one without VARCHAR length checks to
+        decode a record again after the first refused it (None: the same decoder); and
+        the hot path's decoder of many records at once (`add_lines`).
 
         Streams with property names msgspec cannot map take the slower `_decode_renamed`,
-        which checks no length (their batches are checked value by value).
+        which checks no length (their batches are checked value by value), one record at
+        a time (no lines decoder).
         """
         if self.plan.renamed:
-            return self._decode_renamed, None
+            return self._decode_renamed, None, None
         # numbers inside object/array properties stay exact, like every other amount
-        plain = msgspec.json.Decoder(self.plan.struct, float_hook=decimal.Decimal).decode
+        plain = msgspec.json.Decoder(self.plan.struct, float_hook=decimal.Decimal)
         if self.plan.checked_struct is None:
-            return plain, None
+            return plain.decode, None, plain.decode_lines
         checked = msgspec.json.Decoder(self.plan.checked_struct, float_hook=decimal.Decimal)
-        return checked.decode, plain
-
-    def _lines_decoder(self) -> Callable[[bytes], list[t.Any]] | None:
-        """The hot-path decoder for many records at once (`add_lines`), or None where
-        the stream's records take `_decode_renamed`."""
-        if self.plan.renamed:
-            return None
-        struct = self.plan.checked_struct or self.plan.struct
-        return msgspec.json.Decoder(struct, float_hook=decimal.Decimal).decode_lines
+        return checked.decode, plain.decode, checked.decode_lines
 
     # Batch state ----------------------------------------------------------------------
 
@@ -461,9 +460,8 @@ class LookerSink(BatchSink):
             return len(raws) >= self.batch_rows
         extracted = envelope.time_extracted
         if extracted is not None:
-            if extracted != self._last_extracted[0]:
-                self._last_extracted = (extracted, _parse_time(extracted))
-            extracted = self._last_extracted[1]
+            last = self._last_extracted
+            extracted = last[1] if extracted == last[0] else self._parse_extracted(extracted)
         # Concatenation copies the tuple in C; `(*row, ...)` builds a list first (slower).
         self._rows.append(row + (extracted, time.time_ns(), envelope.version))  # noqa: RUF005
         return len(raws) >= self.batch_rows
@@ -506,9 +504,8 @@ class LookerSink(BatchSink):
             width = self._row_width
             rows = (row[:width] for row in rows)
         if extracted is not None:
-            if extracted != self._last_extracted[0]:
-                self._last_extracted = (extracted, _parse_time(extracted))
-            extracted = self._last_extracted[1]
+            last = self._last_extracted
+            extracted = last[1] if extracted == last[0] else self._parse_extracted(extracted)
         # `_sdc_sequence`: arrival order, one nanosecond apart within the call
         first = max(time.time_ns(), self._next_sequence)
         self._next_sequence = first + count
@@ -516,6 +513,11 @@ class LookerSink(BatchSink):
             [row + (extracted, first + i, version) for i, row in enumerate(rows)]  # noqa: RUF005
         )
         return len(self._all_raws) >= self.batch_rows
+
+    def _parse_extracted(self, text: str) -> datetime.datetime | None:
+        """A `time_extracted` as a datetime, remembered: records in a row share theirs."""
+        self._last_extracted = (text, _parse_time(text))
+        return self._last_extracted[1]
 
     def _decode_again(self, envelope: RecordEnvelope, error: Exception, line: int) -> t.Any:
         """A record the hot-path decoder refused: decoded without the VARCHAR length

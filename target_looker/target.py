@@ -275,10 +275,15 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         else:
             self._add_mapped(envelope, seq, line)
         if seq % 1000 == 0:
-            self.session.raise_loader_failure()
-            if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
-                self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
-                self.commit_all()
+            self._check_progress()
+
+    def _check_progress(self) -> None:
+        """Now and then on the hot path: a loader failure surfaces, and records buffered
+        longer than MAX_BUFFER_AGE_SECONDS are committed."""
+        self.session.raise_loader_failure()
+        if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
+            self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
+            self.commit_all()
 
     def _unmapped_sink(self, stream: str) -> LookerSink | None:
         """The sink for records that need no stream-map transform (remembered), else None."""
@@ -436,10 +441,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         self._last_sink = sink
         if full:
             self.commit_sink(sink)
-        self.session.raise_loader_failure()
-        if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
-            self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
-            self.commit_all()
+        self._check_progress()
         return len(chunk)
 
     def _process_lines(self, manifest: BatchManifest, lines: list[bytes], first: int) -> None:
