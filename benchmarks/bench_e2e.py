@@ -14,7 +14,8 @@ directory, so this project's `.meltano/` is left alone):
 
 Each `meltano run` is made per transport (`--transports`): `records`, RECORD lines that
 Meltano relays one by one, and `batch`, the tap's `batch_config` (jsonl files in the
-work directory; BATCH messages name them, the target loads and deletes them).
+work directory; BATCH messages name them, the target loads and deletes them; the most
+they held on disk at once is printed, `--max-pending-batch-files` sets the tap's bound).
 
 Prints wall time, records/s and the peak RSS and CPU time of the tap and the target
 (their processes found by name below Meltano's, VmHWM sampled from /proc), and how
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -183,8 +186,11 @@ class Usage:
     cpu: dict[str, float] = field(default_factory=dict)
     _cpu_by_pid: dict[int, tuple[str, float]] = field(default_factory=dict)
     _meltano_cpu: float = 0.0
+    batch_files_mb: float = 0.0  # the most the batch directory held at once
 
-    def sample(self, root: int) -> None:
+    def sample(self, root: int, batch_dir: Path | None = None) -> None:
+        if batch_dir is not None:
+            self.batch_files_mb = max(self.batch_files_mb, _directory_mb(batch_dir))
         children: dict[int, list[int]] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -207,6 +213,21 @@ class Usage:
         # Meltano itself: `meltano run` relays every line from the tap to the target
         self._meltano_cpu = max(self._meltano_cpu, _cpu_seconds(root))
         self.cpu[MELTANO_ROLE] = self._meltano_cpu
+
+
+def _directory_mb(path: Path) -> float:
+    try:
+        return sum(e.stat().st_size for e in os.scandir(path) if e.is_file()) / 2**20
+    except FileNotFoundError:  # not created yet, or a file gone between scan and stat
+        return 0.0
+
+
+def batch_directory(env: dict[str, str]) -> Path | None:
+    """Where the tap writes batch files in this environment, if it does."""
+    config = env.get("TAP_IFSCLOUD_BATCH_CONFIG")
+    if not config:
+        return None
+    return Path(urllib.parse.urlsplit(json.loads(config)["storage"]["root"]).path)
 
 
 @dataclass
@@ -241,10 +262,11 @@ def run_measured(
             [str(MELTANO), *args], cwd=cwd, env=env, stdin=inp, stdout=out, stderr=err
         )
         done = threading.Event()
+        batch_dir = batch_directory(env)
 
         def sampler() -> None:
             while not done.wait(0.1):
-                usage.sample(proc.pid)
+                usage.sample(proc.pid, batch_dir)
 
         thread = threading.Thread(target=sampler, daemon=True)
         thread.start()
@@ -328,6 +350,7 @@ def meltano_env(
     url: str,
     page_size: int,
     transport: str = "records",
+    max_pending: int | None = None,
 ) -> dict[str, str]:
     """Settings as environment variables (Meltano ranks them above meltano.yml)."""
     env = {
@@ -352,6 +375,8 @@ def meltano_env(
         env["TAP_IFSCLOUD_BATCH_CONFIG"] = (
             '{"encoding": {"format": "jsonl"}, "storage": {"root": "' + root + '"}}'
         )
+        if max_pending is not None:
+            env["TAP_IFSCLOUD_MAX_PENDING_BATCH_FILES"] = str(max_pending)
     return env
 
 
@@ -378,6 +403,11 @@ def main() -> int:
     )
     parser.add_argument(
         "--transports", default="records,batch", help="records and/or batch (see above)"
+    )
+    parser.add_argument(
+        "--max-pending-batch-files",
+        type=int,
+        help="the tap's max_pending_batch_files for the batch transport (default: the tap's)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--serve-sandbox", action="store_true", help=argparse.SUPPRESS)
@@ -440,7 +470,14 @@ def main() -> int:
                     label = f"{kind}_{transport}_run"
                     target = stack.enter_context(warehouse(kind, work, label))
                     env = meltano_env(
-                        work, label, sandbox, companies, target.url, args.page_size, transport
+                        work,
+                        label,
+                        sandbox,
+                        companies,
+                        target.url,
+                        args.page_size,
+                        transport,
+                        args.max_pending_batch_files,
                     )
                     name = f"meltano run ({kind}{TRANSPORTS[transport]})"
                     runs.append(
@@ -543,10 +580,12 @@ def report(runs: list[Run], rows: int, startup: float, sandbox_peak: float) -> N
         serial = tap.seconds + alone.seconds
         overlap = (serial - run.seconds) / min(tap.seconds, alone.seconds)
         peak = sum(run.usage.peak_mb.values())
+        on_disk = run.usage.batch_files_mb
         print(
             f"pipeline {kind}: {run.seconds:.1f} s vs tap {tap.seconds:.1f} s + target "
             f"{alone.seconds:.1f} s = {serial:.1f} s one after the other (overlap "
             f"{max(overlap, 0):.0%} of the shorter); tap + target peak {peak:,.0f} MB"
+            + (f"; batch files on disk at most {on_disk:,.0f} MB" if on_disk else "")
         )
     print(
         f"goals for 1M rows: meltano run <= 30 s, tap + target <= 400 MB; incremental <= 10 s "

@@ -127,6 +127,7 @@ def main() -> int:
                 "encoding": {"format": "jsonl"},
                 "storage": {"root": (tmp_path / "batches").as_uri()},
             }
+            tap_config["max_pending_batch_files"] = 0  # no target here loads the files
         (tmp_path / "config.json").write_text(json.dumps(tap_config))
         (tmp_path / "catalog.json").write_text(json.dumps(voucher_rows_catalog(tap_config)))
         log_path = tmp_path / "tap.log"

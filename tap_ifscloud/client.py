@@ -34,6 +34,7 @@ from tap_ifscloud.typed_rows import RowDecoder, TypedRow, as_records
 
 if t.TYPE_CHECKING:
     from tap_ifscloud.api import IFSApi
+    from tap_ifscloud.batch_files import PendingFiles
     from tap_ifscloud.tap import TapIFSCloud
 
 Record = dict[str, t.Any]
@@ -143,6 +144,9 @@ class IFSStream(PagedStream):
     @property
     def api(self) -> IFSApi:
         return self.plugin.api
+
+    def pending_batch_files(self) -> PendingFiles:
+        return self.plugin.pending_batch_files
 
     @property
     def projection_url(self) -> str:

@@ -43,7 +43,12 @@ from singer_sdk import Stream
 from singer_sdk.mapper import RemoveRecordTransform, SameRecordTransform
 from singer_sdk.singerlib import ActivateVersionMessage, RecordMessage
 
-from tap_ifscloud.batch_files import BatchFileMessage, BatchFileSettings, BatchFileWriter
+from tap_ifscloud.batch_files import (
+    BatchFileMessage,
+    BatchFileSettings,
+    BatchFileWriter,
+    PendingFiles,
+)
 from tap_ifscloud.output import FastSingerWriter
 
 if t.TYPE_CHECKING:
@@ -249,7 +254,14 @@ class PagedStream(Stream):
             storage.prefix,
             batch_config.batch_size,
         )
-        return None if settings is None else BatchFileWriter(settings, self.tap_name, self.name)
+        if settings is None:
+            return None
+        return BatchFileWriter(settings, self.tap_name, self.name, self.pending_batch_files())
+
+    def pending_batch_files(self) -> PendingFiles | None:
+        """The tap's count of handed-over files the target has not loaded yet (shared by
+        its streams), which bounds the files on disk; None: unbounded."""
+        return None
 
     def get_batches(
         self, batch_config: t.Any, context: dict | None = None

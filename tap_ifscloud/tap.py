@@ -18,6 +18,7 @@ from singer_sdk.mapper import PluginMapper
 from ifs_looker_core import encrypted_settings
 from tap_ifscloud import connection_test, odata
 from tap_ifscloud.api import Connection, IFSApi, retry_policy
+from tap_ifscloud.batch_files import DEFAULT_MAX_PENDING_FILES, PendingFiles
 from tap_ifscloud.client import IFSStream
 from tap_ifscloud.errors import ConfigurationError, MetadataUnavailableError, TapIFSCloudError
 from tap_ifscloud.layout import StreamLayout, build_layout, catalog_layout, placeholder_layout
@@ -135,6 +136,14 @@ class TapIFSCloud(Tap):
             description="Allow plain http to non-loopback hosts",
         ),
         th.Property(
+            "max_pending_batch_files",
+            th.IntegerType(minimum=0),
+            default=DEFAULT_MAX_PENDING_FILES,
+            description="With batch_config: batch files handed to the target and not yet "
+            "loaded (deleted) by it, at most; the tap waits for the target beyond that, so "
+            "a large load does not pile up on disk. 0: no limit",
+        ),
+        th.Property(
             "offline_discovery",
             th.BooleanType,
             default=False,
@@ -156,6 +165,12 @@ class TapIFSCloud(Tap):
         except encrypted_settings.SecretError as exc:
             raise ConfigurationError(str(exc)) from None
         return IFSApi(Connection.from_config(config), retry_policy(config))
+
+    @cached_property
+    def pending_batch_files(self) -> PendingFiles:
+        """The batch files of this run the target has not loaded yet, for every stream."""
+        limit = self.config.get("max_pending_batch_files", DEFAULT_MAX_PENDING_FILES)
+        return PendingFiles(limit, logger=self.logger)
 
     @property
     def companies(self) -> list[str]:

@@ -32,6 +32,7 @@ import stat
 import typing as t
 import zlib
 from dataclasses import dataclass
+from functools import partial
 
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
@@ -41,7 +42,7 @@ from target_looker.state_ledger import StateLedger
 
 if t.TYPE_CHECKING:
     import logging
-    from collections.abc import Hashable, Iterator, Mapping
+    from collections.abc import Callable, Hashable, Iterator, Mapping
 
     import msgspec
 
@@ -273,9 +274,10 @@ class BatchFileCleanup:
     record (the target's `StateLedger.last_seq`), and a file becomes safe exactly when a
     STATE received right after its last record would be: a ledger of its own, fed the
     same buffered and held records as the target's, says when. Safe means handed to the
-    loader thread, not yet committed: the file is deleted at the next moment the
-    target knows every job it submitted has committed (`committed`). A failed run keeps
-    every file not deleted yet, and says so.
+    loader thread, not yet committed: the file is deleted by the loader thread right
+    after the job carrying its last records commits (`release`), even if no more input
+    comes (a tap that bounds its files on disk waits for that), or at the end of the run
+    (`committed`). A failed run keeps every file not deleted yet, and says so.
     """
 
     def __init__(self, *, enabled: bool, logger: logging.Logger) -> None:
@@ -284,6 +286,7 @@ class BatchFileCleanup:
         self._ledger = StateLedger()  # a "STATE" {"files": n} follows the n-th file read
         self._read: list[tuple[int, BatchFile, int]] = []  # (n, file, records), not safe yet
         self._handed_over: list[tuple[BatchFile, int]] = []  # safe once submitted jobs commit
+        self._released: list[BatchFile] = []  # deleted by the loader thread after a commit
         self._reading: BatchFile | None = None
         self._count = 0
 
@@ -326,14 +329,20 @@ class BatchFileCleanup:
         self._read = self._read[len(done) :]
         self._handed_over.extend((batch_file, records) for _, batch_file, records in done)
 
-    @property
-    def awaiting_commit(self) -> bool:
-        """Some files are waiting for the jobs that carry their records to commit."""
-        return bool(self._handed_over)
+    def delete_when_committed(self, after_commit: Callable[[Callable[[], None]], None]) -> None:
+        """The files handed over go once the jobs submitted so far have committed:
+        `after_commit` runs the deletion then (see `LoadSession.after_commit`)."""
+        files, self._handed_over = self._handed_over, []
+        if files:
+            self._released.extend(batch_file for batch_file, _ in files)
+            after_commit(partial(self._delete, files))
 
     def committed(self) -> None:
         """Every job submitted so far has committed: delete the files handed over."""
         files, self._handed_over = self._handed_over, []
+        self._delete(files)
+
+    def _delete(self, files: list[tuple[BatchFile, int]]) -> None:
         for batch_file, records in files:
             try:
                 os.unlink(batch_file.path)
@@ -349,7 +358,8 @@ class BatchFileCleanup:
     def keep_on_failure(self) -> None:
         """The run failed: say which files stay (their records are not all committed, or
         not known to be)."""
-        files = [f for f, _ in self._handed_over] + [f for _, f, _ in self._read]
+        files = self._released + [f for f, _ in self._handed_over]
+        files += [f for _, f, _ in self._read]
         files += [f for f in (self._reading,) if f is not None]
         kept = [f.path for f in files if os.path.exists(f.path)]
         if self.enabled and kept:

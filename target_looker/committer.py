@@ -11,6 +11,10 @@ After a job fails, no later job runs and no STATE is emitted: the failure is rai
 the main thread (`raise_if_failed`, and by the next `submit`), so the process exits
 non-zero and Meltano keeps the last committed bookmark.
 
+Work that must follow the commits so far (deleting batch files whose records they
+carry) rides on the last job too (`after_commit`), so it happens when that job commits,
+not when the next input line happens to arrive.
+
 A newer STATE may ride on a job already submitted (`attach_state`) until the job seals
 itself: `Job.seal`, called by the job as the last step of its transaction, returns the
 STATE it carries and closes it to newer ones, so the STATE recorded in the audit trail
@@ -37,6 +41,8 @@ class Job:
     state: dict | None = None
     result: t.Any = None  # what `run` returned, for `on_committed`
     closed: bool = False  # sealed or committed: its STATE can no longer change
+    finished: bool = False  # committed and reported: work added now cannot ride on it
+    after: list[Callable[[], None]] = field(default_factory=list)  # run once committed
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def seal(self) -> dict | None:
@@ -69,6 +75,11 @@ class Committer:
                         job.result = job.run(job)
                         job.seal()  # a job that did not seal itself is closed now
                         self._on_committed(job)
+                        with job.lock:
+                            job.finished = True
+                            after, job.after = job.after, []
+                        for work in after:
+                            work()
                     except BaseException as exc:  # re-raised in the main thread
                         self._failed = exc
             finally:
@@ -105,6 +116,19 @@ class Committer:
                 return False
             job.state = state
             return True
+
+    def after_commit(self, work: Callable[[], None]) -> None:
+        """Run `work` once every job submitted so far has committed: on the loader thread
+        right after the last one, or now if it has finished. Never after a failure."""
+        if self._failed is not None:
+            return
+        job = self._last
+        if job is not None:
+            with job.lock:
+                if not job.finished:
+                    job.after.append(work)
+                    return
+        work()
 
     def wait_idle(self) -> None:
         """Block until every submitted job has run (the connection is then free)."""

@@ -317,6 +317,10 @@ class LoadSession:
 
         self._submit(swap, state)
 
+    def after_commit(self, work: Callable[[], None]) -> None:
+        """`work` once the jobs submitted so far have committed (none in flight: now)."""
+        self._committer.after_commit(work)
+
     def pass_on_state(self, state: dict) -> None:
         """A STATE that is safe once the jobs already submitted have committed.
 

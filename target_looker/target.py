@@ -369,6 +369,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         state = self._take_safe_state()
         if state is not None:
             self.session.pass_on_state(state)
+        self._release_batch_files()
         self.session.raise_loader_failure()
 
     def process_activate_version(self, message: dict) -> None:
@@ -404,6 +405,10 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self.batch_files.file_read(batch_file, first_seq, self.ledger.last_seq)
             # Its records may all be with the loader already (a full batch was the last).
             self.batch_files.handed_over(self._oldest_buffered())
+            self._release_batch_files()
+        # The last records go to the loader now: a tap that bounds its files on disk
+        # waits for them to be committed and deleted before it writes more.
+        self.commit_all()
 
     def _read_batch_file(self, manifest: BatchManifest, batch_file: BatchFile) -> None:
         """The BATCH hot path: every non-blank line is one record. A block of lines goes
@@ -490,12 +495,13 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self.ledger.hold(sink.plan.table, t.cast("int", sink.first_seq))
             self.batch_files.hold(sink.plan.table, t.cast("int", sink.first_seq))
         work = sink.take_batch()
-        if self.batch_files.awaiting_commit:
-            # The jobs already submitted carry those files' records: once they have
-            # committed (the submit below waits for them anyway), the files can go.
-            self.session.idle_connection()
-            self.batch_files.committed()
         self.session.load(work, self._take_safe_state())
+        self._release_batch_files()
+
+    def _release_batch_files(self) -> None:
+        """Batch files whose records are all in jobs submitted so far go when those
+        commit (on the loader thread, whether or not more input arrives)."""
+        self.batch_files.delete_when_committed(self.session.after_commit)
 
     def commit_all(self) -> None:
         """Every buffered batch, oldest first record first."""
@@ -533,6 +539,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             hard_delete=bool(self.config.get("hard_delete")),
             state=self._take_safe_state(),
         )
+        self._release_batch_files()
 
     def process_endofpipe(self) -> None:
         """End of input: commit everything, swap overwrites in, retire old versions, pass
@@ -564,8 +571,10 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
     def _fail(self, error: BaseException) -> None:
         """The run failed: say which batch files stay, then fail the session (nothing
         uncommitted is acknowledged, so the next run replays it)."""
-        self.batch_files.keep_on_failure()
-        self.session.fail(error)
+        try:
+            self.session.fail(error)  # the batch loading now finishes, and its files go
+        finally:
+            self.batch_files.keep_on_failure()
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:  # type: ignore[override]

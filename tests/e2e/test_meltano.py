@@ -64,12 +64,14 @@ def test_run_with_batch_files_loads_the_same_and_leaves_no_file_behind(
     meltano: MeltanoRunner, ifs_sandbox: IfsCloudSandbox, warehouse: Warehouse, tmp_path
 ) -> None:
     """With the tap's `batch_config`, Meltano relays one BATCH line per file; the target
-    loads the files, then deletes them once their records are committed."""
+    loads the files, then deletes them once their records are committed. With one file
+    pending at most, the tap waits for each deletion: the pair must not deadlock."""
     batches = tmp_path / "batches"
     env = meltano_env(tmp_path, ifs_sandbox, warehouse)
     env["TAP_IFSCLOUD_BATCH_CONFIG"] = json.dumps(
         {"encoding": {"format": "jsonl"}, "storage": {"root": batches.as_uri()}, "batch_size": 50}
     )
+    env["TAP_IFSCLOUD_MAX_PENDING_BATCH_FILES"] = "1"
     result = meltano(env, "run", "tap-ifscloud", "target-looker")
     assert result.returncode == 0, result.stderr[-3000:]
     assert_warehouse_equals_sandbox(warehouse, ifs_sandbox)

@@ -11,16 +11,28 @@ from __future__ import annotations
 import datetime
 import gzip
 import json
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tap_ifscloud.batch_files import BatchFileSettings, BatchFileWriter, local_root
+from tap_ifscloud.batch_files import (
+    BatchFileSettings,
+    BatchFileWriter,
+    PendingFiles,
+    local_root,
+)
 from tap_ifscloud.streams import BUILTIN_STREAMS, FULL_TABLE
 
-from .conftest import relay, run_tap, running_sandbox, tap_config
+from .conftest import expected_records, relay, run_tap, running_sandbox, tap_config
 
 DEFINITIONS = {d.name: d for d in BUILTIN_STREAMS}
 
@@ -59,7 +71,11 @@ def sandbox():
 def test_batch_files_hold_exactly_the_records_the_record_path_sends(sandbox, tmp_path, compression):
     by_records = run_tap(tap_config(sandbox))
     by_files = run_tap(
-        tap_config(sandbox, batch_config=batch_config(tmp_path, compression=compression))
+        tap_config(
+            sandbox,
+            max_pending_batch_files=0,
+            batch_config=batch_config(tmp_path, compression=compression),
+        )
     )
     assert not [m for m in by_files.messages if m["type"] == "RECORD"]
     for name, definition in DEFINITIONS.items():
@@ -99,7 +115,14 @@ def test_batch_files_hold_exactly_the_records_the_record_path_sends(sandbox, tmp
 
 def test_a_batch_message_says_when_its_records_were_read(sandbox, tmp_path):
     before = datetime.datetime.now(datetime.timezone.utc)
-    run = run_tap(tap_config(sandbox, companies=["US01"], batch_config=batch_config(tmp_path)))
+    run = run_tap(
+        tap_config(
+            sandbox,
+            companies=["US01"],
+            max_pending_batch_files=0,
+            batch_config=batch_config(tmp_path),
+        )
+    )
     after = datetime.datetime.now(datetime.timezone.utc)
     batches = [m for m in run.messages if m["type"] == "BATCH"]
     assert batches
@@ -113,7 +136,9 @@ def test_files_close_at_page_boundaries_once_they_reach_the_batch_size(sandbox, 
     # pages of 50, files of 70 rows or more: a file closes at the first page end past 70
     config = tap_config(sandbox, page_size=50)
     records = run_tap(config).records("voucher_rows")
-    run = run_tap({**config, "batch_config": batch_config(tmp_path, size=70)})
+    run = run_tap(
+        {**config, "max_pending_batch_files": 0, "batch_config": batch_config(tmp_path, size=70)}
+    )
     batches = [m for m in run.messages if m["type"] == "BATCH" and m["stream"] == "voucher_rows"]
     sizes = [len(file_records(url)) for m in batches for url in m["manifest"]]
     assert sum(sizes) == len(records) > 200
@@ -122,7 +147,12 @@ def test_files_close_at_page_boundaries_once_they_reach_the_batch_size(sandbox, 
 
 
 def test_state_after_a_batch_covers_only_records_of_files_already_named(sandbox, tmp_path):
-    config = tap_config(sandbox, page_size=20, batch_config=batch_config(tmp_path, size=30))
+    config = tap_config(
+        sandbox,
+        page_size=20,
+        max_pending_batch_files=0,
+        batch_config=batch_config(tmp_path, size=30),
+    )
     run = run_tap(config)
     definition = DEFINITIONS["voucher_rows"]
     key = definition.replication_key
@@ -160,6 +190,7 @@ def test_a_failed_read_leaves_no_file_that_looks_whole(tmp_path):
             base_url=url,
             allow_insecure_http=True,
             page_size=20,
+            max_pending_batch_files=0,
             batch_config=batch_config(tmp_path, size=1000),
         )
         with pytest.raises(Exception):  # noqa: B017,PT011 (the tap's own error type does not matter here)
@@ -217,3 +248,178 @@ def test_a_discarded_file_is_removed_and_a_closed_one_is_renamed(tmp_path):
     writer.discard()
     assert list(tmp_path.iterdir()) == [file_path(url)]
     assert writer.close() is None
+
+
+# At most max_pending_batch_files on disk ---------------------------------------------------
+
+
+class FakeTime:
+    """A clock that moves only when the waiter sleeps; `on_sleep` plays the target."""
+
+    def __init__(self, on_sleep=None) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self.on_sleep = on_sleep
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps += 1
+        if self.on_sleep is not None:
+            self.on_sleep(self)
+
+
+def handed_over(pending: PendingFiles, tmp_path: Path, count: int, first: int = 0) -> list[Path]:
+    paths = []
+    for number in range(first, first + count):
+        path = tmp_path / f"{number}.jsonl"
+        path.write_text("{}\n")
+        pending.handed_over(path.as_uri())
+        paths.append(path)
+    return paths
+
+
+def test_the_tap_waits_for_the_target_to_load_a_file_when_the_limit_is_reached(tmp_path):
+    paths: list[Path] = []
+
+    def target_loads_the_oldest_after_a_minute(time_: FakeTime) -> None:
+        if time_.now >= 60 and paths[0].exists():
+            paths[0].unlink()
+
+    time_ = FakeTime(target_loads_the_oldest_after_a_minute)
+    pending = PendingFiles(2, logger=logging.getLogger("t"), clock=time_.clock, sleep=time_.sleep)
+    paths += handed_over(pending, tmp_path, 1)
+    pending.wait_for_room()  # one of two places taken: no wait
+    assert time_.sleeps == 0
+    paths += handed_over(pending, tmp_path, 1, first=1)
+    pending.wait_for_room()
+    assert 60 <= time_.now < 61  # returned as soon as the target had loaded one
+    assert not paths[0].exists() and paths[1].exists()
+
+
+def test_a_target_that_keeps_its_files_holds_the_tap_only_so_long(tmp_path, caplog):
+    time_ = FakeTime()
+    pending = PendingFiles(
+        2, logger=logging.getLogger("t"), clock=time_.clock, sleep=time_.sleep, give_up_after=120
+    )
+    handed_over(pending, tmp_path, 2)
+    with caplog.at_level(logging.INFO):
+        pending.wait_for_room()
+    assert 120 <= time_.now < 121
+    assert "None of the 2 batch files handed over has been removed in 120 s" in caplog.text
+    assert "Waiting for the target to load 2 batch file(s)" in caplog.text  # every 30 s
+    # and it no longer waits in this run
+    handed_over(pending, tmp_path, 5, first=2)
+    before = time_.now
+    pending.wait_for_room()
+    assert time_.now == before
+
+
+def test_a_target_that_has_loaded_a_file_is_waited_for_however_long_it_takes(tmp_path):
+    paths: list[Path] = []
+    loads = {0: 10.0, 1: 10.0 + 900}  # the second file takes the target 15 minutes
+
+    def target(time_: FakeTime) -> None:
+        for number, at in loads.items():
+            if time_.now >= at and paths[number].exists():
+                paths[number].unlink()
+
+    time_ = FakeTime(target)
+    pending = PendingFiles(
+        2, logger=logging.getLogger("t"), clock=time_.clock, sleep=time_.sleep, give_up_after=120
+    )
+    paths += handed_over(pending, tmp_path, 2)
+    pending.wait_for_room()
+    assert 10 <= time_.now < 11
+    paths += handed_over(pending, tmp_path, 1, first=2)
+    pending.wait_for_room()
+    assert 910 <= time_.now < 911
+
+
+def test_no_limit_never_waits(tmp_path):
+    time_ = FakeTime()
+    pending = PendingFiles(0, logger=logging.getLogger("t"), clock=time_.clock, sleep=time_.sleep)
+    handed_over(pending, tmp_path, 10)
+    pending.wait_for_room()
+    assert time_.sleeps == 0
+
+
+class TapProcess:
+    """`tap-ifscloud` as a process whose messages the test reads as they come."""
+
+    def __init__(self, config: dict, tmp_path: Path) -> None:
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_IFSCLOUD_")}
+        self.stderr = (tmp_path / "stderr.log").open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tap_ifscloud.tap", "--config", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=env,
+        )
+        self.messages: queue.Queue[dict | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.messages.put(json.loads(line))
+        self.messages.put(None)
+
+    def next_batch(self, timeout: float) -> dict | None:
+        """The next BATCH message, or None at the end of output or after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = self.messages.get(timeout=left)
+            except queue.Empty:
+                return None
+            if message is None or message["type"] == "BATCH":
+                return message
+        return None
+
+
+def load(message: dict) -> int:
+    """As target-looker does once a file's records are committed: the file deleted."""
+    rows = 0
+    for url in message["manifest"]:
+        rows += len(file_records(url))
+        file_path(url).unlink()
+    return rows
+
+
+def test_a_tap_holds_at_most_max_pending_batch_files_the_target_has_not_loaded(sandbox, tmp_path):
+    files = tmp_path / "files"
+    config = tap_config(
+        sandbox,
+        companies=["US01"],
+        page_size=20,
+        max_pending_batch_files=2,
+        batch_config=batch_config(files, size=20),
+    )
+    tap = TapProcess(config, tmp_path)
+    try:
+        first, second = tap.next_batch(60), tap.next_batch(60)
+        assert first is not None and second is not None
+        # nothing loads them: the tap waits, two whole files on disk
+        assert tap.next_batch(1.5) is None
+        on_disk = sorted(p.as_uri() for p in files.iterdir() if p.suffix == ".jsonl")
+        assert on_disk == sorted(first["manifest"] + second["manifest"])
+        # the target loads the first: the tap writes one more
+        rows = load(first)
+        third = tap.next_batch(60)
+        assert third is not None
+        # from now on the target keeps up: every record reaches a file, and the tap ends
+        rows += load(second) + load(third)
+        while (message := tap.next_batch(60)) is not None:
+            rows += load(message)
+        assert tap.process.wait(60) == 0
+        assert rows == sum(
+            len(expected_records(sandbox, d.name, ("US01",))) for d in BUILTIN_STREAMS
+        )
+    finally:
+        tap.process.kill()
+        tap.stderr.close()

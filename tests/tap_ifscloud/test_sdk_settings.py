@@ -22,6 +22,7 @@ from .conftest import by_key, expected_records, run_cli, run_tap, tap_config
 
 KEYS = {d.name: list(d.key_properties) for d in BUILTIN_STREAMS}
 TAP_SETTINGS = {
+    "max_pending_batch_files",
     "base_url",
     "realm",
     "token_url",
@@ -127,6 +128,7 @@ def test_batch_config_writes_every_row_to_batch_files(shared_sandbox, tmp_path):
         shared_sandbox,
         companies=["US01"],
         page_size=30,
+        max_pending_batch_files=0,  # no target here deletes the files
         batch_config={
             "encoding": {"format": "jsonl", "compression": "gzip"},
             "storage": {"root": f"file://{tmp_path}", "prefix": "batch-"},

@@ -204,3 +204,41 @@ def test_a_state_cannot_attach_after_the_seal() -> None:
     committer.wait_idle()
     assert emitted == [{"n": 1}]
     committer.stop()
+
+
+def test_work_after_the_commits_so_far_waits_for_the_last_job_and_never_follows_a_failure() -> None:
+    events: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def batch(job: Job) -> None:
+        started.set()
+        release.wait(5)
+        events.append("committed")
+
+    committer = Committer(lambda job: None)
+    committer.after_commit(lambda: events.append("nothing in flight: now"))
+    committer.submit(Job(batch))
+    assert started.wait(5)
+    committer.after_commit(lambda: events.append("after the commit"))
+    assert events == ["nothing in flight: now"]  # the job is still running
+    release.set()
+    committer.wait_idle()
+    assert events == ["nothing in flight: now", "committed", "after the commit"]
+    committer.after_commit(lambda: events.append("finished: now"))
+    assert events[-1] == "finished: now"
+
+    def failing(job: Job) -> None:
+        started.set()
+        release.wait(5)
+        raise RuntimeError("the warehouse went away")
+
+    started.clear()
+    release.clear()
+    committer.submit(Job(failing))
+    assert started.wait(5)
+    committer.after_commit(lambda: events.append("after a failure"))
+    release.set()
+    committer.wait_idle()
+    committer.after_commit(lambda: events.append("after a failure, later"))
+    assert "after a failure" not in events and "after a failure, later" not in events
+    committer.stop()

@@ -16,6 +16,7 @@ import logging
 import re
 import subprocess
 import sys
+import time
 import typing as t
 from pathlib import Path
 
@@ -404,7 +405,7 @@ def test_a_compression_mix_up_is_named(
         run_lines(config, PARTS, batch("parts", path, compression=compression))
 
 
-def test_the_cli_exits_non_zero_without_newer_state(tmp_path: Path) -> None:
+def test_the_cli_exits_non_zero_with_no_state_past_a_missing_file(tmp_path: Path) -> None:
     config_file = tmp_path / "config.json"
     config_file.write_text(
         json.dumps({"warehouse_url": f"duckdb:///{tmp_path / 'w.duckdb'}"}), encoding="utf-8"
@@ -414,6 +415,7 @@ def test_the_cli_exits_non_zero_without_newer_state(tmp_path: Path) -> None:
         PARTS,
         batch("parts", good),
         state({"n": 1}),
+        schema("other", {"Id": {"type": "string"}}, ["Id"]),  # waits for the loader thread
         batch("parts", tmp_path / "gone.jsonl"),
         state({"n": 2}),
     )
@@ -426,10 +428,11 @@ def test_the_cli_exits_non_zero_without_newer_state(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert cli.returncode != 0
-    assert cli.stdout.strip() == ""  # the records of good.jsonl were never committed
+    # good.jsonl's records were committed at the end of its BATCH message, then deleted
+    assert cli.stdout.splitlines() == ['{"n":1}']
+    assert not good.exists()
     assert f"batch file {tmp_path / 'gone.jsonl'}: the file does not exist" in cli.stderr
     assert "Traceback" not in cli.stderr
-    assert good.exists()
 
 
 # Deleting the files -----------------------------------------------------------------------
@@ -445,14 +448,66 @@ def test_files_go_once_their_records_are_committed_and_a_failed_run_keeps_the_re
     third = write_file(tmp_path / "3.jsonl", [parts(1, start=4)[0], "not json"])
     with pytest.raises(InvalidInputLine, match="line 2 of batch file"):
         run_lines(config, PARTS, batch("parts", first, second, third))
-    assert not first.exists()  # the second batch's submit saw the first one committed
-    assert second.exists() and third.exists()  # not known to be committed when it failed
+    # the first file's batch committed before the failure (the second one's submit
+    # waited for it); the second's may have committed before the run stopped
+    assert not first.exists()
+    assert third.exists()  # its first record was never committed
     loaded = {p for (p,) in query(config, "SELECT part FROM {s}.parts")}
     assert {"P0000", "P0001"} <= loaded  # a deleted file's records are all in
+    if not second.exists():
+        assert {"P0002", "P0003"} <= loaded
+    assert "P0004" not in loaded
     assert f"Deleted batch file {first}: its 2 records are committed" in caplog.text
-    assert f"keeping 2 batch file(s) whose records are not all committed: {second}, {third}" in (
-        caplog.text
+    kept = [str(p) for p in (first, second, third) if p.exists()]
+    assert (
+        f"keeping {len(kept)} batch file(s) whose records are not all committed: "
+        f"{', '.join(kept)}" in caplog.text
     )
+
+
+def test_a_file_goes_once_committed_though_no_more_input_comes(
+    config: dict, tmp_path: Path
+) -> None:
+    """A tap that bounds its files on disk waits for the target to delete one before it
+    writes more, so the target must not wait for more input to commit and delete: the
+    records of a BATCH message are committed at its end (the batch need not be full),
+    and the loader thread deletes the file right after that commit."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    files = [write_file(tmp_path / f"{n}.jsonl", parts(3, start=3 * n)) for n in range(2)]
+    target = subprocess.Popen(
+        [sys.executable, "-c", CLI, "--config", str(config_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert target.stdin is not None
+    try:
+        target.stdin.write(singer_text(PARTS, batch("parts", files[0])))
+        target.stdin.flush()  # and no more input for now
+        assert wait_until(lambda: not files[0].exists(), seconds=60)
+        if not config["warehouse_url"].startswith("duckdb"):  # one process per DuckDB file
+            assert query(config, "SELECT count(*) FROM {s}.parts") == [(3,)]
+        target.stdin.write(singer_text(batch("parts", files[1]), state({"n": 1})))
+        target.stdin.flush()
+        assert wait_until(lambda: not files[1].exists(), seconds=60)
+        stdout, stderr = target.communicate(timeout=120)
+    finally:
+        target.kill()
+    assert target.returncode == 0, stderr[-2000:]
+    assert stdout.splitlines() == ['{"n":1}']
+    assert query(config, "SELECT count(*) FROM {s}.parts") == [(6,)]
+
+
+def wait_until(condition: t.Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_an_overwrite_keeps_its_files_until_the_new_table_is_swapped_in(
@@ -483,8 +538,16 @@ def test_state_after_a_batch_waits_for_the_files_records_to_commit(
     config: dict, tmp_path: Path
 ) -> None:
     """STATE after a BATCH goes out only with the commit of the file's records: a run
-    that fails before that commit emits none, and keeps the file."""
+    that fails before that commit emits none, and keeps the file. The records of a
+    BATCH message are committed at its end, even a batch that is not full."""
     path = write_file(tmp_path / "a.jsonl", parts(3))
+    broken = write_file(tmp_path / "b.jsonl", ["not json"])
+    emitted, error = run_failing(config, PARTS, batch("parts", path, broken), state({"n": 1}))
+    assert isinstance(error, InvalidInputLine)
+    assert emitted == []
+    assert path.exists()
+    assert query(config, "SELECT count(*) FROM {s}.parts") == [(0,)]
+    # The BATCH message complete: its records committed, the STATE goes out after them.
     messages = (
         PARTS,
         batch("parts", path),
@@ -494,13 +557,8 @@ def test_state_after_a_batch_waits_for_the_files_records_to_commit(
     )
     emitted, error = run_failing(config, *messages)
     assert isinstance(error, BatchFileError)
-    assert emitted == []
-    assert path.exists()
-    assert query(config, "SELECT count(*) FROM {s}.parts") == [(0,)]
-    # The file's records filling a batch: committed, and the STATE goes out after them.
-    emitted, error = run_failing({**config, "batch_size_rows": 3}, *messages)
-    assert isinstance(error, BatchFileError)
     assert emitted == [{"n": 1}]
+    assert not path.exists()
     assert query(config, "SELECT count(*) FROM {s}.parts") == [(3,)]
     [(last_state,)] = query(
         config, "SELECT CAST(last_state AS VARCHAR) FROM {s}._load_runs WHERE records_in = 3"

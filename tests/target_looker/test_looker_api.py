@@ -95,15 +95,27 @@ def test_a_401_logs_in_again_and_resends_once(sandbox: LookerSandbox) -> None:
     assert client.login_count == 2
 
 
-def test_a_second_401_after_relogin_is_an_error_not_a_loop(sandbox: LookerSandbox) -> None:
-    sandbox.update_config(token_lifetime=0.001)  # reported as 1 s, dead at once
-    client = client_for(sandbox)
-    with pytest.raises(LookerAPIError) as caught:
-        client.datagroups()
-    assert caught.value.status == 401
-    assert "Requires authentication." in str(caught.value)
-    assert client.login_count == 2
-    assert len(sandbox.requests("GET", "/datagroups")) == 2
+class RushingClock(ManualClock):
+    """Each reading a second after the one before: a token is dead before its first use
+    (however fast the machine answers)."""
+
+    def monotonic(self) -> float:
+        self.advance(1.0)
+        return super().monotonic()
+
+
+def test_a_second_401_after_relogin_is_an_error_not_a_loop(tmp_path) -> None:
+    config = LookerConfig(
+        connections={"local": f"duckdb:///{tmp_path / 'w.duckdb'}"}, token_lifetime=0.001
+    )  # reported as 1 s to the client, dead on the sandbox's next reading of its clock
+    with running_looker(config, time_source=RushingClock()) as sandbox:
+        client = client_for(sandbox)
+        with pytest.raises(LookerAPIError) as caught:
+            client.datagroups()
+        assert caught.value.status == 401
+        assert "Requires authentication." in str(caught.value)
+        assert client.login_count == 2
+        assert len(sandbox.requests("GET", "/datagroups")) == 2
 
 
 def test_a_429_storm_is_ridden_out(sandbox: LookerSandbox) -> None:
