@@ -155,6 +155,20 @@ def _lone_surrogate(string_token: str) -> str | None:
     return None
 
 
+def not_utf8(data: bytes | str) -> str | None:
+    """Where `data` stops being UTF-8 ("byte 0xe9 at offset 27"), or None when it is.
+
+    msgspec checks UTF-8 only inside the strings it decodes, and names the position
+    within the string; this names it within the whole text."""
+    if isinstance(data, str):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"byte 0x{exc.object[exc.start]:02x} at offset {exc.start}"
+    return None
+
+
 def _snippet(line: str | bytes) -> str:
     text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
     return text[:_SNIPPET] + ("..." if len(text) > _SNIPPET else "")
@@ -278,6 +292,10 @@ class FastSingerReader(GenericSingerReader[bytes]):
                 self.on_bad_record(salvaged[0], number, salvaged[1])  # type: ignore[misc]
                 records += 1
                 continue
+            except UnicodeDecodeError:  # outside the record, which the sink checks
+                raise InvalidInputLine(
+                    f"input line {number} is not valid UTF-8: {not_utf8(line)}: {_snippet(line)}"
+                ) from None
             kind = envelope.type
             if kind == "RECORD":
                 if envelope.stream is None:

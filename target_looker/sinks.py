@@ -41,7 +41,7 @@ from target_looker.columns import (
     record_struct,
 )
 from target_looker.merge import deduplicate
-from target_looker.reader import RecordEnvelope, decode_generic, scan_object
+from target_looker.reader import RecordEnvelope, decode_generic, not_utf8, scan_object
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     DELETED_AT_COLUMN,
@@ -446,6 +446,15 @@ class LookerSink(BatchSink):
             if obj is None:
                 self._dropped.append(len(raws) - 1)
                 return len(raws) >= self.batch_rows
+        except UnicodeDecodeError:
+            self._reject(
+                envelope,
+                f"the record is not valid UTF-8: {not_utf8(bytes(raw))} (kept here with "
+                "U+FFFD in place of the bytes that are not)",
+                line,
+            )
+            self._dropped.append(len(raws) - 1)
+            return len(raws) >= self.batch_rows
         row = self._astuple(obj)
         if self._row_width is not None:
             row = row[: self._row_width]

@@ -387,8 +387,9 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
 
     def process_batch_manifest(self, message: dict) -> None:
         """A BATCH message: each file's lines, in order, take the path of RECORD lines
-        (stream maps, typed decode, rejects, batches, STATE, versions, audit), and the
-        file is deleted once its records are committed (`delete_batch_files`).
+        (stream maps, typed decode, rejects, batches, STATE, versions, audit); its records
+        are committed at its end, and each file is deleted once its records are
+        committed (`delete_batch_files`).
 
         Not the SDK's `process_batch_files`: it makes a dict of every record and
         bypasses these sinks.
@@ -569,8 +570,8 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self.session.close()
 
     def _fail(self, error: BaseException) -> None:
-        """The run failed: say which batch files stay, then fail the session (nothing
-        uncommitted is acknowledged, so the next run replays it)."""
+        """The run failed: fail the session (nothing uncommitted is acknowledged, so the
+        next run replays it), then say which batch files stay."""
         try:
             self.session.fail(error)  # the batch loading now finishes, and its files go
         finally:

@@ -6,6 +6,8 @@ Every test runs once per warehouse (the `config` fixture).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -13,6 +15,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_looker.reader import scan_object
+from target_looker.target import TargetLooker
 
 from .singer_io import lines, query, record, run, schema, state
 
@@ -161,6 +164,43 @@ def test_broken_protocol_still_stops_the_run(config: dict, line: str) -> None:
         run(config, lines(PARTS, record("parts", {"Part": "P1"})) + line + "\n")
     [(status,)] = query(config, "SELECT status FROM {s}._load_runs")
     assert status == "failed"
+
+
+def run_bytes(config: dict, data: bytes) -> list[dict]:
+    """Run the target on raw bytes, as it reads stdin; the STATE values it emitted."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        TargetLooker(config=config).listen(io.BytesIO(data))
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_a_record_that_is_not_utf8_is_a_reject_that_says_where(config: dict) -> None:
+    latin1 = '{"type": "RECORD", "stream": "parts", "record": {"Part": "P2", "Note": "café"}}'
+    data = (
+        lines(PARTS, record("parts", {"Part": "P1"})).encode()  # lines 1-2
+        + latin1.encode("latin-1")  # 3: é as the single byte 0xe9
+        + b"\n"
+        + lines(record("parts", {"Part": "P4"}), state({"n": 1})).encode()
+    )
+    assert run_bytes(config, data) == [{"n": 1}]
+    assert query(config, "SELECT part FROM {s}.parts ORDER BY part") == [("P1",), ("P4",)]
+    [(line, stream, reason, raw)] = rejects(config)
+    assert (line, stream) == (3, "parts")
+    assert "the record is not valid UTF-8: byte 0xe9 at offset 27" in reason
+    assert raw == '{"Part": "P2", "Note": "caf\ufffd"}'  # the byte replaced, as the reason says
+    assert run_row(config) == ("succeeded", 3, 2, 0, 0, 1)
+
+
+def test_a_message_whose_envelope_is_not_utf8_stops_the_run_naming_its_line(
+    config: dict,
+) -> None:
+    data = lines(PARTS, record("parts", {"Part": "P1"})).encode() + (
+        b'{"type": "RECORD", "stream": "pa\xffrts", "record": {"Part": "P2"}}\n'
+    )
+    with pytest.raises(
+        InvalidInputLine, match="input line 3 is not valid UTF-8: byte 0xff at offset 32"
+    ):
+        run_bytes(config, data)
 
 
 def test_a_mapped_stream_rejects_into_its_alias(config: dict) -> None:

@@ -566,6 +566,27 @@ def test_state_after_a_batch_waits_for_the_files_records_to_commit(
     assert json.loads(last_state) == {"n": 1}
 
 
+def test_a_line_that_is_not_utf8_is_one_reject_naming_the_file_and_line(
+    config: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(
+        (dumps(parts(1)[0]) + "\n").encode()
+        + '{"Part": "P0002", "Note": "café"}\n'.encode("latin-1")  # é as the byte 0xe9
+        + (dumps(parts(1, start=3)[0]) + "\n").encode()
+    )
+    assert run_lines(config, PARTS, batch("parts", path), state({"n": 1})) == [{"n": 1}]
+    assert [p for (p,) in query(config, "SELECT part FROM {s}.parts ORDER BY 1")] == [
+        "P0000",
+        "P0003",
+    ]
+    [(line, reason, raw)] = rejects(config)
+    assert line == 2
+    assert reason.startswith(f"batch file {path}, line 2: the record is not valid UTF-8: ")
+    assert "byte 0xe9 at offset 30" in reason
+    assert raw == '{"Part": "P0002", "Note": "caf\ufffd"}'
+
+
 def test_a_file_fills_batches_in_order_across_its_blocks_and_one_bad_line_is_one_reject(
     config: dict, tmp_path: Path
 ) -> None:
