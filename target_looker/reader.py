@@ -205,12 +205,20 @@ def salvage_record(line: str | bytes, error: BaseException) -> tuple[RecordEnvel
 def explain_undecodable(record: msgspec.Raw | bytes, error: BaseException) -> str:
     """Why a bare record that msgspec refused cannot be loaded (the reason of its reject).
 
-    Raises ValueError when the text is not JSON at all (nor UTF-8): that is broken
-    protocol, never a reject. For records whose JSON nobody checked before (a batch
-    file's lines go straight to the sink's typed decode), and only once msgspec refused
-    one: slow, like `scan_object`.
+    Raises ValueError when the text is not JSON at all: that is broken protocol, never
+    a reject. JSON whose strings hold bytes that are not UTF-8 is one bad record (its
+    reject keeps U+FFFD in their place). For records whose JSON nobody checked before
+    (a batch file's lines go straight to the sink's typed decode), and only once msgspec
+    refused one: slow, like `scan_object`.
     """
-    scan = scan_object(bytes(record).decode("utf-8"), any_value=True)  # UnicodeDecodeError
+    data = bytes(record)
+    scan = scan_object(data.decode("utf-8", "replace"), any_value=True)
+    problem = not_utf8(data)
+    if problem is not None:
+        return (
+            f"the record is not valid UTF-8: {problem} (kept here with U+FFFD in place "
+            "of the bytes that are not)"
+        )
     return _undecodable_reason(scan, error, record_depth=scan.depth)
 
 

@@ -41,7 +41,7 @@ from target_looker.columns import (
     record_struct,
 )
 from target_looker.merge import deduplicate
-from target_looker.reader import RecordEnvelope, decode_generic, not_utf8, scan_object
+from target_looker.reader import RecordEnvelope, decode_generic, scan_object
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     DELETED_AT_COLUMN,
@@ -441,20 +441,11 @@ class LookerSink(BatchSink):
         self._all_lines.append(line)
         try:
             obj = self._decode(raw)
-        except (msgspec.DecodeError, RecursionError) as exc:  # ValidationError included
-            obj = self._decode_again(envelope, exc, line)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+            obj = self._decode_again(envelope, exc, line)  # ValidationError included
             if obj is None:
                 self._dropped.append(len(raws) - 1)
                 return len(raws) >= self.batch_rows
-        except UnicodeDecodeError:
-            self._reject(
-                envelope,
-                f"the record is not valid UTF-8: {not_utf8(bytes(raw))} (kept here with "
-                "U+FFFD in place of the bytes that are not)",
-                line,
-            )
-            self._dropped.append(len(raws) - 1)
-            return len(raws) >= self.batch_rows
         row = self._astuple(obj)
         if self._row_width is not None:
             row = row[: self._row_width]
@@ -535,7 +526,7 @@ class LookerSink(BatchSink):
         if self._decode_unchecked is not None:
             try:
                 obj = self._decode_unchecked(envelope.record)
-            except (msgspec.DecodeError, RecursionError) as exc:
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
                 error = exc
             else:
                 self._maybe_overlong = True
@@ -583,7 +574,7 @@ class LookerSink(BatchSink):
         """Slow path for a record that failed the typed decode: explain or tolerate."""
         try:
             record = decode_generic(envelope.record)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             # A batch file's line reaches this unchecked: not JSON at all stops the run.
             reason = undecodable_record_reason(envelope.record, exc, line)
             key = self.plan.key_of_raw(envelope.record) if self._keeps_key(envelope) else None

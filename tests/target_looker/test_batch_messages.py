@@ -338,7 +338,8 @@ def test_one_bad_record_in_a_file_is_one_reject_naming_the_file_and_line(
         b"root:x:0:0:root:/root:/bin/bash",  # an arbitrary local file
         b'{"Part": "P0002",}',
         b'{"Part": "P0002"} trailing',
-        b'{"Part": "P0002", "Note": "\xff\xfe"}',  # not UTF-8
+        b'{"Part": "P0002", "Note": "\xff\xfe"} \xff',  # not UTF-8, and not JSON either
+        b"\x7fELF\x02\x01\x01\x00\xff\xfe",  # a binary file
         b'{"Part": "\\ud800"',  # cut short, with a lone surrogate
     ],
 )
