@@ -96,6 +96,9 @@ METADATA_ORDER = (
 )
 
 _encode = msgspec.json.Encoder(decimal_format="number").encode
+# A stream's rows per batch follow the size of its first FIT_SAMPLE records' JSON
+DEFAULT_BATCH_SIZE_BYTES = 16 * 2**20
+FIT_SAMPLE = 1000
 _UTC = datetime.timezone.utc
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
 
@@ -344,6 +347,8 @@ class LookerSink(BatchSink):
             target.bookmark_properties.get(self.stream_name, []),
         )
         self.batch_rows = self.max_size
+        self._batch_bytes = int(self.config.get("batch_size_bytes") or DEFAULT_BATCH_SIZE_BYTES)
+        self._fitted = False
         self._decode, self._decode_unchecked, self._decode_lines = self._decoders()
         self._next_sequence = 0  # `add_lines`: the least `_sdc_sequence` it may give next
         self._astuple = msgspec.structs.astuple
@@ -464,6 +469,29 @@ class LookerSink(BatchSink):
             extracted = last[1] if extracted == last[0] else self._parse_extracted(extracted)
         # Concatenation copies the tuple in C; `(*row, ...)` builds a list first (slower).
         self._rows.append(row + (extracted, time.time_ns(), envelope.version))  # noqa: RUF005
+        return len(raws) >= self.batch_rows
+
+    def fit_batch_rows(self) -> bool:
+        """Once FIT_SAMPLE records are in: rows per batch set so that a batch holds about
+        `batch_size_bytes` of their JSON (never more than `batch_size_rows`). A row in
+        memory weighs several times its JSON, so a tenant with hundreds of custom fields
+        would otherwise need several times the memory. Whether the open batch is already
+        full by the new measure (the caller commits it)."""
+        raws = self._all_raws
+        if self._fitted or len(raws) < FIT_SAMPLE:
+            return False
+        self._fitted = True
+        average = sum(map(len, raws[:FIT_SAMPLE])) / FIT_SAMPLE
+        rows = max(1, min(self.max_size, int(self._batch_bytes / average)))
+        if rows < self.batch_rows:
+            self.logger.info(
+                "Stream %r: %d records per batch (records of about %d bytes, batch_size_bytes %d)",
+                self.stream_name,
+                rows,
+                average,
+                self._batch_bytes,
+            )
+            self.batch_rows = rows
         return len(raws) >= self.batch_rows
 
     def add_lines(

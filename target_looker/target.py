@@ -48,7 +48,7 @@ from target_looker.load_session import WRITE_PATHS, LoadSession, uses_sql_runner
 from target_looker.reader import FastSingerReader, RecordEnvelope, decode_generic
 from target_looker.refresh import LookerSettings, LookerSettingsError
 from target_looker.sdk_adapter import SingerTargetAdapter
-from target_looker.sinks import LookerSink
+from target_looker.sinks import DEFAULT_BATCH_SIZE_BYTES, LookerSink
 from target_looker.state_ledger import StateLedger
 from target_looker.warehouse import default_url
 from target_looker.warehouse.base import LOAD_METHODS, OVERWRITE, UPSERT, WarehouseError
@@ -189,6 +189,14 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             description="Records per committed batch (at least 1); STATE follows each commit",
         ),
         th.Property(
+            "batch_size_bytes",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_BATCH_SIZE_BYTES,
+            description="Fewer records per batch for wide records: a stream's batches hold "
+            "about this much record JSON (16 MiB), so memory does not grow with the number "
+            "of properties and custom fields",
+        ),
+        th.Property(
             "hard_delete",
             th.BooleanType,
             default=False,
@@ -278,9 +286,13 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
             self._check_progress()
 
     def _check_progress(self) -> None:
-        """Now and then on the hot path: a loader failure surfaces, and records buffered
-        longer than MAX_BUFFER_AGE_SECONDS are committed."""
+        """Now and then on the hot path: a loader failure surfaces, a stream's rows per
+        batch fit its record size, and records buffered longer than
+        MAX_BUFFER_AGE_SECONDS are committed."""
         self.session.raise_loader_failure()
+        for sink in self.all_sinks():
+            if sink.fit_batch_rows():  # smaller batches, and this one is already full
+                self.commit_sink(sink)
         if time.monotonic() - self._last_full_commit > MAX_BUFFER_AGE_SECONDS:
             self.logger.info("Records older than %d s: committing", MAX_BUFFER_AGE_SECONDS)
             self.commit_all()

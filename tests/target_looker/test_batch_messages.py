@@ -588,6 +588,23 @@ def test_a_line_that_is_not_utf8_is_one_reject_naming_the_file_and_line(
     assert raw == '{"Part": "P0002", "Note": "caf\ufffd"}'
 
 
+def test_wide_records_in_files_make_smaller_batches_too(config: dict, tmp_path: Path) -> None:
+    """As on stdin (test_target.py): rows per batch follow `batch_size_bytes` once 1,000
+    records are in; the block that brought them in goes as one batch."""
+    notes = schema("notes", {"id": {"type": "integer"}, "note": {"type": "string"}}, ["id"])
+    records = [{"id": 10_000 + i, "note": "x" * 180} for i in range(1_750)]
+    rows = 21_000 // len(dumps(records[0]))
+    first = write_file(tmp_path / "1.jsonl", records[:1_250])
+    second = write_file(tmp_path / "2.jsonl", records[1_250:])
+    wide = {**config, "batch_size_bytes": 21_000}
+    run_lines(wide, notes, batch("notes", first, second))
+    sizes = [
+        n for (n,) in query(wide, "SELECT records_in FROM {s}._load_batches ORDER BY committed_at")
+    ]
+    assert sizes[0] == 1_250 and sizes[1:-1] == [rows] * (len(sizes) - 2)
+    assert 0 < sizes[-1] <= rows and sum(sizes) == 1_750
+
+
 def test_a_file_fills_batches_in_order_across_its_blocks_and_one_bad_line_is_one_reject(
     config: dict, tmp_path: Path
 ) -> None:

@@ -173,6 +173,41 @@ def test_a_finished_run_refreshes_statistics_of_tables_it_loaded_in_bulk(
         assert refreshed == []  # DuckDB keeps its own statistics
 
 
+NOTES = schema("notes", {"id": {"type": "integer"}, "note": {"type": "string"}}, ["id"])
+
+
+def batch_sizes(config: dict) -> list[int]:
+    return [
+        n
+        for (n,) in query(config, "SELECT records_in FROM {s}._load_batches ORDER BY committed_at")
+    ]
+
+
+def test_wide_records_make_smaller_batches_so_memory_follows_batch_size_bytes(
+    config: dict,
+) -> None:
+    """A tenant's custom fields can make records many times wider than ours: once 1,000
+    records of a stream are in, its rows per batch are set so that a batch holds about
+    `batch_size_bytes` of their JSON (the open batch, already past that, goes at once)."""
+    notes = [{"id": 10_000 + i, "note": "x" * 180} for i in range(1_250)]
+    width = len(json.dumps(notes[0]))  # every record has the same width
+    rows = 21_000 // width
+    wide = {**config, "batch_size_bytes": 21_000}
+    run(wide, lines(NOTES, *(record("notes", n) for n in notes)))
+    sizes = batch_sizes(wide)
+    assert 50 < rows < 200
+    assert sizes[0] == 1_000 and sizes[1:-1] == [rows] * (len(sizes) - 2)
+    assert 0 < sizes[-1] <= rows and sum(sizes) == 1_250
+    assert query(wide, "SELECT count(*) FROM {s}.notes") == [(1_250,)]
+
+
+def test_narrow_records_keep_batch_size_rows(config: dict) -> None:
+    notes = [{"id": i, "note": "x"} for i in range(2_500)]
+    narrow = {**config, "batch_size_rows": 1_200}
+    run(narrow, lines(NOTES, *(record("notes", n) for n in notes)))
+    assert batch_sizes(narrow) == [1_200, 1_200, 100]
+
+
 def test_an_older_version_never_replaces_a_newer_one(config: dict) -> None:
     run(config, singer(VOUCHER_SCHEMA, voucher(1, "20260201000000", Amount=D("2"))))
     run(config, singer(VOUCHER_SCHEMA, voucher(1, "20260101000000", Amount=D("1"))))
@@ -506,7 +541,7 @@ def test_about_offers_only_settings_the_target_honours() -> None:
     assert settings == {
         *("warehouse_url", "column_naming", "default_target_schema", "load_method"),
         *("write_path", "batch_size_rows", "hard_delete", "lookml_dir"),
-        "delete_batch_files",
+        *("delete_batch_files", "batch_size_bytes"),
         *("bigquery_service_account_key", "bigquery_api_endpoint", "bigquery_timeout_seconds"),
         *("snowflake_private_key", "snowflake_private_key_passphrase"),
         *("looker_base_url", "looker_client_id", "looker_client_secret"),
