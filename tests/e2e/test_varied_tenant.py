@@ -8,6 +8,7 @@ value, and the properties this tenant lacks do not get in the way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,13 +45,20 @@ def postgres_warehouse(tmp_path: Path) -> Iterator[Warehouse]:
     yield from make_warehouse("postgres", tmp_path)
 
 
+@pytest.mark.parametrize("batch_files", [False, True], ids=["record lines", "batch files"])
 def test_every_property_of_another_tenant_lands_with_its_value(
     meltano: MeltanoRunner,
     varied_sandbox: IfsCloudSandbox,
     postgres_warehouse: Warehouse,
     tmp_path: Path,
+    batch_files: bool,
 ) -> None:
     env = meltano_env(tmp_path, varied_sandbox, postgres_warehouse)
+    if batch_files:  # the path of large loads: records in files, BATCH messages name them
+        root = (tmp_path / "batches").as_uri()
+        env["TAP_IFSCLOUD_BATCH_CONFIG"] = json.dumps(
+            {"encoding": {"format": "jsonl"}, "storage": {"root": root}, "batch_size": 50}
+        )
     result = meltano(env, "run", "--refresh-catalog", "tap-ifscloud", "target-looker")
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -63,4 +71,6 @@ def test_every_property_of_another_tenant_lands_with_its_value(
     assert {snake_case(name) for name in extras} <= columns
     assert not {snake_case(n) for n in VARIED.missing_properties["VoucherRowSet"]} & columns
     assert postgres_warehouse.rows("_load_rejects") == []
+    if batch_files:  # written, loaded, deleted
+        assert (tmp_path / "batches").is_dir() and not list((tmp_path / "batches").iterdir())
     assert_warehouse_equals_sandbox(postgres_warehouse, varied_sandbox, ignore=left_out)
