@@ -13,10 +13,10 @@ leaves a file that looks whole; the BATCH message naming it goes out only after 
 
 The files are the backlog between tap and target. RECORD lines have a pipe that stops a
 tap running ahead of its target; files have none, and a tap twice as fast as its target
-would leave about half a large first load on disk (2 GB per million wide rows). So the
-tap hands over at most `max_pending_batch_files` files the target has not loaded yet
-(`PendingFiles`): target-looker deletes each file once its records are committed, and
-the tap waits for that before it writes another.
+would leave much of a large first load on disk (up to 589 MB of a million real-shaped
+rows, measured). So the tap hands over at most `max_pending_batch_files` files the
+target has not loaded yet (`PendingFiles`): target-looker deletes each file once its
+records are committed, and the tap waits for that before it writes another.
 """
 
 from __future__ import annotations

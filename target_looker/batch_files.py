@@ -275,9 +275,10 @@ class BatchFileCleanup:
     STATE received right after its last record would be: a ledger of its own, fed the
     same buffered and held records as the target's, says when. Safe means handed to the
     loader thread, not yet committed: the file is deleted by the loader thread right
-    after the job carrying its last records commits (`release`), even if no more input
-    comes (a tap that bounds its files on disk waits for that), or at the end of the run
-    (`committed`). A failed run keeps every file not deleted yet, and says so.
+    after the job carrying its last records commits (`delete_when_committed`), even if
+    no more input comes (a tap that bounds its files on disk waits for that), or at the
+    end of the run (`committed`). A failed run keeps every file not deleted yet, and
+    says so.
     """
 
     def __init__(self, *, enabled: bool, logger: logging.Logger) -> None:
