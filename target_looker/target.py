@@ -320,7 +320,7 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         """A record through its stream maps: decoded generically, one row per mapped stream."""
         try:
             record = decode_generic(envelope.record)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
             reason = undecodable_record_reason(envelope.record, exc, line)  # or not JSON: stop
             self._reject_mapped(envelope, seq, line, reason)
             return

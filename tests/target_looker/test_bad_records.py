@@ -210,6 +210,17 @@ def test_a_mapped_stream_rejects_into_its_alias(config: dict) -> None:
     assert [(r[0], r[1]) for r in rejects(config)] == [(3, "spare_parts")]
 
 
+def test_a_mapped_stream_rejects_a_record_that_is_not_utf8_too(config: dict) -> None:
+    config = {**config, "stream_maps": {"parts": {"__alias__": "spare_parts"}}}
+    latin1 = '{"type": "RECORD", "stream": "parts", "record": {"Part": "P2", "Note": "café"}}'
+    data = lines(PARTS, record("parts", {"Part": "P1"})).encode() + latin1.encode("latin-1")
+    run_bytes(config, data + b"\n")
+    assert query(config, "SELECT part FROM {s}.spare_parts") == [("P1",)]
+    [(line, stream, reason, _)] = rejects(config)
+    assert (line, stream) == (3, "spare_parts")
+    assert "the record is not valid UTF-8: byte 0xe9 at offset 27" in reason
+
+
 def test_scan_object_tells_json_from_not_json() -> None:
     scan = scan_object('{"a": [1, {"b": "x\\ud800"}], "c": null}')
     assert scan.members == {"a": (6, 27), "c": (34, 38)}
