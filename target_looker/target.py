@@ -467,17 +467,11 @@ class TargetLooker(SingerTargetAdapter[LookerSink]):
         process = self.process_record
         stream, extracted, version = manifest.stream, manifest.time_extracted, manifest.version
         envelope, raw, nul = RecordEnvelope, msgspec.Raw, b"\\u0000"
-        number = first
-        try:
-            for number, line in enumerate(lines, first):
-                if not line or line.isspace():
-                    continue
-                record = envelope("RECORD", stream, raw(line), extracted, version)
-                process(record, nul in line, number)
-        except UnicodeDecodeError as exc:  # from msgspec: a record that is not UTF-8
-            raise BatchFileError(
-                f"stream {stream!r}, {describe_line(number)} is not UTF-8 JSON ({exc})"
-            ) from None
+        for number, line in enumerate(lines, first):
+            if not line or line.isspace():
+                continue
+            record = envelope("RECORD", stream, raw(line), extracted, version)
+            process(record, nul in line, number)
 
     def on_termination(self, signum: int) -> None:
         """SIGTERM/SIGINT: abandon the open batch (rolled back), exit non-zero."""
