@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import typing as t
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 import pyarrow as pa
 
 from target_looker.audit import AUDIT_TABLES
+from target_looker.columns import Column, SqlType
 from target_looker.warehouse.base import Batch, Prepared
 
 # The audit tables: their JSON columns are loaded as text, not parsed (both cloud warehouses).
@@ -25,10 +26,58 @@ AUDIT_NAMES = frozenset(spec.name for spec in AUDIT_TABLES)
 
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
+# Arrow types of the staged non-numeric columns (numbers: each warehouse's own decimals).
+ARROW_TYPES = {
+    "text": pa.string(),
+    "varchar": pa.string(),
+    "bigint": pa.int64(),
+    "date": pa.date32(),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "time": pa.time64("us"),
+    "boolean": pa.bool_(),
+    "json": pa.string(),  # JSON text, parsed by the merge
+}
+
 
 class StagedColumn(t.Protocol):
     name: str
     arrow_type: pa.DataType
+
+
+@dataclasses.dataclass(frozen=True)
+class StageColumn:
+    """One column of a staging table, and the table column it fills."""
+
+    name: str  # in the staging table: c0, c1, ...
+    sql_type: str  # its type in the staging table
+    arrow_type: pa.DataType
+    target: Column  # the table column it fills
+
+
+S = t.TypeVar("S", bound=StageColumn)
+
+
+def stage_columns(
+    batch: Batch,
+    stage_type: Callable[[SqlType], tuple[str, pa.DataType]],
+    column_class: Callable[[str, str, pa.DataType, Column], S] = StageColumn,
+) -> list[S]:
+    """The staging table's columns: the batch's columns, then its constants.
+
+    `stage_type` gives a column's (staging SQL type, Arrow type): the only part that
+    differs between warehouses; the names (c0, c1, ...) keep any column name loadable.
+    """
+    columns = [*batch.columns, *(c for c, _ in batch.constants)]
+    return [
+        column_class(f"c{i}", *stage_type(column.sql_type), column)
+        for i, column in enumerate(columns)
+    ]
+
+
+def plain_stage_type(kind: str, types: Mapping[str, str]) -> tuple[str, pa.DataType]:
+    """A non-numeric column's staging (SQL type, Arrow type), `types` the warehouse's
+    names of the kinds: JSON travels as text (the merge parses it), the rest as is."""
+    return types["text" if kind == "json" else kind], ARROW_TYPES[kind]
 
 
 def stage_batch(

@@ -53,13 +53,11 @@ import decimal
 import io
 import ipaddress
 import json
-import math
 import re
-import time
 import typing as t
 import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -69,6 +67,7 @@ import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
 from target_looker.columns import Column, SqlType
+from target_looker.warehouse import arrow_staging, exact_numbers
 from target_looker.warehouse.arrow_staging import AUDIT_NAMES, stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
@@ -81,6 +80,8 @@ from target_looker.warehouse.base import (
     WarehouseError,
     not_finite_problem,
 )
+from target_looker.warehouse.lazy_transactions import LazyTransactionWarehouse
+from target_looker.warehouse.on_conflict import portable_upsert
 
 if t.TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -124,16 +125,6 @@ _PARSED = {
     "BOOLEAN": "boolean",
     "JSON": "json",
 }
-_ARROW = {
-    "text": pa.string(),
-    "varchar": pa.string(),
-    "bigint": pa.int64(),
-    "date": pa.date32(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "time": pa.time64("us"),
-    "boolean": pa.bool_(),
-    "json": pa.string(),  # JSON text, parsed by the MERGE
-}
 _json_encode = msgspec.json.Encoder(decimal_format="number").encode
 _PARAM = re.compile(r"\$(\d+)")
 _VARCHAR_CAST = re.compile(r"\bAS\s+VARCHAR\b", re.IGNORECASE)
@@ -174,32 +165,13 @@ def numeric_scale(sql_type: SqlType) -> int:
 
 def decimal_problem(value: t.Any, scale: int) -> str | None:
     """Why `value` does not fit NUMERIC (scale 9) or BIGNUMERIC (scale 38) exactly, or None."""
-    if isinstance(value, bool):
-        return f"{value!r} is not a number"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return not_finite_problem(value)
-        value = decimal.Decimal(repr(value))
-    elif isinstance(value, int):
-        value = decimal.Decimal(value)
-    if not isinstance(value, decimal.Decimal):
-        return f"{value!r} is not a number"
-    if not value.is_finite():
-        return not_finite_problem(value)
-    if value.is_zero():
-        return None
-    _, digits, exponent = value.as_tuple()
-    extra_places = -int(exponent) - scale
-    kind = "NUMERIC" if scale == NUMERIC_SCALE else "BIGNUMERIC"
-    if extra_places > 0 and any(digits[-extra_places:]):
-        return f"{value} has more than {scale} decimal places (BigQuery {kind})"
-    integer_digits = NUMERIC_INTEGER_DIGITS if scale == NUMERIC_SCALE else BIGNUMERIC_INTEGER_DIGITS
-    if value.adjusted() >= integer_digits:
-        return (
-            f"{value} has more than {integer_digits} digits before the decimal point "
-            f"(BigQuery {kind})"
-        )
-    return None
+    numeric = scale == NUMERIC_SCALE
+    return exact_numbers.fixed_point_problem(
+        value,
+        scale,
+        integer_digits=NUMERIC_INTEGER_DIGITS if numeric else BIGNUMERIC_INTEGER_DIGITS,
+        column_type="BigQuery NUMERIC" if numeric else "BigQuery BIGNUMERIC",
+    )
 
 
 def json_number_problem(value: t.Any) -> str | None:
@@ -209,31 +181,26 @@ def json_number_problem(value: t.Any) -> str | None:
     `exact` mode refuses a number none of those holds exactly (1.1 is fine: it reads
     back as 1.1; 0.1000000000000000000001 is not).
     """
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
-            continue
-        elif isinstance(item, int):
-            if not (INT64_MIN <= item <= UINT64_MAX) and float(item) != item:
-                return f"JSON number {item} is too large for BigQuery JSON to keep exactly"
-        elif isinstance(item, (decimal.Decimal, float)):
-            number = decimal.Decimal(repr(item)) if isinstance(item, float) else item
-            if not number.is_finite():
-                return not_finite_problem(item)
-            if number == number.to_integral_value() and INT64_MIN <= number <= UINT64_MAX:
-                continue
-            as_float = float(number)
-            if not math.isfinite(as_float) or decimal.Decimal(repr(as_float)) != number:
-                return (
-                    f"JSON number {item} cannot be stored exactly in a BigQuery JSON value "
-                    f"(it keeps numbers as INT64 or FLOAT64); declare the property as a number "
-                    f"column to keep every digit"
-                )
+    return exact_numbers.first_json_number_problem(value, _json_number_problem)
+
+
+def _json_number_problem(item: exact_numbers.JsonNumber) -> str | None:
+    """Why BigQuery JSON would not keep the number `item` exactly, or None."""
+    if isinstance(item, int):
+        if not (INT64_MIN <= item <= UINT64_MAX) and float(item) != item:
+            return f"JSON number {item} is too large for BigQuery JSON to keep exactly"
+        return None
+    number = exact_numbers.exact_decimal(item)
+    if not number.is_finite():
+        return not_finite_problem(item)
+    if number == number.to_integral_value() and INT64_MIN <= number <= UINT64_MAX:
+        return None
+    if not exact_numbers.float_keeps(number):
+        return (
+            f"JSON number {item} cannot be stored exactly in a BigQuery JSON value "
+            f"(it keeps numbers as INT64 or FLOAT64); declare the property as a number "
+            f"column to keep every digit"
+        )
     return None
 
 
@@ -338,111 +305,6 @@ def multi_row_insert(sql: str, rows: Sequence[Sequence[t.Any]]) -> list[tuple[st
     return statements
 
 
-_ON_CONFLICT = re.compile(
-    r"^\s*INSERT\s+INTO\s+(?P<table>.+?)\s*(?:\((?P<columns>[^()]*)\)\s*)?VALUES\s*"
-    r"\((?P<values>.*)\)\s*ON\s+CONFLICT\s*\((?P<keys>[^()]*)\)\s*DO\s+UPDATE\s+SET\s+"
-    r"(?P<sets>.+?)\s*$",
-    re.IGNORECASE | re.DOTALL,
-)
-_EXCLUDED = re.compile(r"\bEXCLUDED\.", re.IGNORECASE)
-
-
-def split_top_level(text: str, separator: str = ",") -> list[str]:
-    """`text` split at `separator`s outside parentheses and quotes, each part stripped."""
-    parts, depth, quote, start = [], 0, "", 0
-    for i, char in enumerate(text):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"`":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
-
-
-def unquote_identifier(text: str) -> str:
-    """A quoted ("x" or `x`) or bare identifier's name."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1].replace('""', '"')
-    if len(text) >= 2 and text[0] == text[-1] == "`":
-        return text[1:-1].replace("\\`", "`").replace("\\\\", "\\")
-    return text
-
-
-@dataclass(frozen=True)
-class OnConflict:
-    """A parsed `INSERT INTO t [(cols)] VALUES (...) ON CONFLICT (keys) DO UPDATE SET ...`."""
-
-    table: str  # as written (qualified, quoted)
-    columns: list[str] | None  # None: all of the table's, in order
-    values: list[str]
-    keys: list[str]
-    sets: list[tuple[str, str]]  # (column, expression with EXCLUDED.)
-
-
-def parse_on_conflict(sql: str) -> OnConflict | None:
-    """The parts of PostgreSQL's single-row upsert, or None when `sql` is not one."""
-    match = _ON_CONFLICT.match(sql)
-    if not match:
-        return None
-    sets = []
-    for assignment in split_top_level(match.group("sets")):
-        column, equals, expression = assignment.partition("=")
-        if not equals:
-            return None
-        sets.append((unquote_identifier(column), expression.strip()))
-    columns = match.group("columns")
-    return OnConflict(
-        table=match.group("table"),
-        columns=[unquote_identifier(c) for c in split_top_level(columns)] if columns else None,
-        values=split_top_level(match.group("values")),
-        keys=[unquote_identifier(k) for k in split_top_level(match.group("keys"))],
-        sets=sets,
-    )
-
-
-def on_conflict_as_merge(
-    upsert: OnConflict,
-    columns: Sequence[tuple[str, str]],
-    params: Sequence[t.Any],
-    quote: t.Callable[[str], str],
-) -> str:
-    """PostgreSQL's `INSERT ... ON CONFLICT DO UPDATE` of one row as a MERGE (BigQuery,
-    Snowflake). `columns`: (name, SQL type) of the row's columns in VALUES order; a NULL
-    parameter is cast to its column's type (a bare NULL would be typed INT64 or NUMBER)."""
-    if len(columns) != len(upsert.values):
-        raise WarehouseError(
-            f"upsert into {upsert.table}: {len(upsert.values)} values for {len(columns)} columns"
-        )
-    select = []
-    for (name, sql_type), value in zip(columns, upsert.values, strict=True):
-        found = _PARAM.fullmatch(value.strip())
-        if value.strip().upper() == "NULL" or (
-            found
-            and 0 < int(found.group(1)) <= len(params)
-            and params[int(found.group(1)) - 1] is None
-        ):
-            value = f"CAST(NULL AS {sql_type})"
-        select.append(f"{value} AS {quote(name)}")
-    match = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in upsert.keys)
-    updates = ", ".join(f"{quote(c)} = {_EXCLUDED.sub('s.', e)}" for c, e in upsert.sets)
-    names = ", ".join(quote(name) for name, _ in columns)
-    values = ", ".join(f"s.{quote(name)}" for name, _ in columns)
-    return (
-        f"MERGE INTO {upsert.table} AS t USING (SELECT {', '.join(select)}) AS s ON {match} "
-        + (f"WHEN MATCHED THEN UPDATE SET {updates} " if updates else "")
-        + f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-    )
-
-
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -516,12 +378,12 @@ def dataset_name_problem(name: str) -> str | None:
 # The statements ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StageColumn:
-    name: str  # in the staging table: c0, c1, ...
-    bq_type: str  # its BigQuery type
-    arrow_type: pa.DataType
-    target: Column  # the table column it fills
+class StageColumn(arrow_staging.StageColumn):
+    """A staging table column; `bq_type` names its BigQuery type (`sql_type`)."""
+
+    @property
+    def bq_type(self) -> str:
+        return self.sql_type
 
 
 @dataclass(frozen=True)
@@ -643,23 +505,17 @@ class BigQueryDialect(Warehouse):
 
     def stage_columns(self, batch: Batch) -> list[StageColumn]:
         """The staging table's columns: the batch's columns, then its constants."""
-        columns = [*batch.columns, *(c for c, _ in batch.constants)]
-        staged = []
-        for i, column in enumerate(columns):
-            effective = self.effective_type(column.sql_type)
-            if effective.kind == "numeric":
-                scale = effective.scale or NUMERIC_SCALE
-                arrow = (
-                    pa.decimal128(38, NUMERIC_SCALE)
-                    if scale == NUMERIC_SCALE
-                    else pa.decimal256(76, BIGNUMERIC_SCALE)
-                )
-                bq_type = "NUMERIC" if scale == NUMERIC_SCALE else "BIGNUMERIC"
-            else:
-                arrow = _ARROW[effective.kind]
-                bq_type = "STRING" if effective.kind == "json" else _TYPES[effective.kind]
-            staged.append(StageColumn(f"c{i}", bq_type, arrow, column))
-        return staged
+        return arrow_staging.stage_columns(batch, self.stage_type, StageColumn)
+
+    def stage_type(self, sql_type: SqlType) -> tuple[str, pa.DataType]:
+        """A column's staging (BigQuery type, Arrow type): NUMERIC as DECIMAL(38, 9),
+        BIGNUMERIC as DECIMAL(76, 38), JSON as text."""
+        effective = self.effective_type(sql_type)
+        if effective.kind != "numeric":
+            return arrow_staging.plain_stage_type(effective.kind, _TYPES)
+        if (effective.scale or NUMERIC_SCALE) == NUMERIC_SCALE:
+            return "NUMERIC", pa.decimal128(38, NUMERIC_SCALE)
+        return "BIGNUMERIC", pa.decimal256(76, BIGNUMERIC_SCALE)
 
     def prepare(self, batch: Batch) -> Prepared:
         """An Arrow table of the rows BigQuery can hold exactly; the others are rejects."""
@@ -749,17 +605,19 @@ def _client_modules() -> tuple[t.Any, t.Any]:
     return bigquery, exceptions
 
 
-class BigQueryWarehouse(BigQueryDialect):
-    """BigQuery over the official client: load jobs for rows, a session for transactions."""
+class BigQueryWarehouse(LazyTransactionWarehouse, BigQueryDialect):
+    """BigQuery over the official client: load jobs for rows, a session for transactions.
+
+    A transaction is a BigQuery multi-statement transaction in this connection's session.
+    """
+
+    retryable_words = _RETRYABLE_WORDS
 
     def __init__(self, url: URL, settings: Mapping[str, t.Any] | None = None) -> None:
         super().__init__(url, settings)
         self._client: t.Any = None
         self._session_id: str | None = None
-        self._in_transaction = False
-        self._began = False
-        self._stages: list[str] = []  # staging tables to drop once the transaction ends
-        self._in_ddl = False
+        self._init_transaction_state()  # staging tables to drop: `project.dataset.table`
 
     # Settings ----------------------------------------------------------------------------
 
@@ -929,14 +787,7 @@ class BigQueryWarehouse(BigQueryDialect):
 
     def portable(self, sql: str, params: Sequence[t.Any]) -> str:
         """`sql` with PostgreSQL-only forms BigQuery lacks rewritten (`ON CONFLICT` upserts)."""
-        upsert = parse_on_conflict(sql)
-        if upsert is None:
-            return sql
-        parts = [unquote_identifier(p) for p in split_top_level(upsert.table, ".")]
-        existing = self.existing_columns(TableRef(parts[-2], parts[-1])) or {}
-        names = upsert.columns or list(existing)
-        columns = [(n, self.render_type(existing.get(n, SqlType("text")))) for n in names]
-        return on_conflict_as_merge(upsert, columns, params, self.quote)
+        return portable_upsert(sql, params, self.existing_columns, self.render_type, self.quote)
 
     def _statement(self, sql: str, params: Sequence[t.Any]) -> t.Any:
         text, bound = translate(self.portable(sql, params), params, self.project)
@@ -968,41 +819,14 @@ class BigQueryWarehouse(BigQueryDialect):
         for row in rows:
             self.execute(sql, row)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A BigQuery multi-statement transaction in this connection's session.
+    def _commit(self) -> None:
+        self._query("COMMIT TRANSACTION", [], session=True)
 
-        It begins with the first statement inside (a load job before it, such as the
-        staging table's, is not part of it), and commits at the end; on an error it is
-        rolled back. Nested, it is part of the outer one.
-        """
-        if self._in_transaction:
-            yield
-            return
-        self._in_transaction, self._began = True, False
+    def _rollback(self) -> None:
         try:
-            yield
-            if self._began:
-                self._query("COMMIT TRANSACTION", [], session=True)
-        except BaseException:
-            if self._began:
-                try:
-                    self._query("ROLLBACK TRANSACTION", [], session=True, job_timeout=60)
-                except Exception:  # none open (a failed COMMIT), or the session is in doubt:
-                    self._session_id = None  # the next transaction starts a session of its own
-            raise
-        finally:
-            self._in_transaction, self._began = False, False
-            stages, self._stages = self._stages, []
-            for stage in stages:
-                self._drop_stage(stage)
-
-    def in_transaction(self) -> bool:
-        return self._in_transaction
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        text = str(exc).lower()
-        return any(word in text for word in _RETRYABLE_WORDS)
+            self._query("ROLLBACK TRANSACTION", [], session=True, job_timeout=60)
+        except Exception:  # none open (a failed COMMIT), or the session is in doubt:
+            self._session_id = None  # the next transaction starts a session of its own
 
     def is_already_exists(self, exc: BaseException) -> bool:
         _, exceptions = _client_modules()
@@ -1023,20 +847,7 @@ class BigQueryWarehouse(BigQueryDialect):
                 f"internal: DDL on {name} inside a BigQuery transaction that has begun "
                 f"(BigQuery runs no DDL in transactions)"
             )
-        attempt = 1
-        while True:
-            try:
-                self._in_ddl = True
-                try:
-                    return fn()
-                finally:
-                    self._in_ddl = False
-            except Exception as exc:
-                retry = self.is_already_exists(exc) or self.is_retryable(exc)
-                if attempt >= self.transaction_attempts or not retry:
-                    raise
-                time.sleep(self.retry_delay(attempt))
-                attempt += 1
+        return self.retried_ddl(fn)
 
     def ensure_schema(self, schema: str) -> None:
         problem = dataset_name_problem(schema)
@@ -1174,25 +985,8 @@ class BigQueryWarehouse(BigQueryDialect):
         transaction, emptied and filled from the shadow (DML: all or nothing, with the
         audit rows). The shadow is dropped once the transaction has ended.
         """
-        columns = self.existing_columns(shadow)
-        if columns is None:
-            raise WarehouseError(f"the new contents {self.qualified(shadow)} are missing")
-        if self.existing_columns(table) is None:
-            self.create_table(
-                table, [Column(n, ty) for n, ty in columns.items()], self.primary_key(shadow)
-            )
-        else:
-            for name, sql_type in columns.items():
-                self.add_column(table, Column(name, sql_type))
-        names = ", ".join(self.quote(name) for name in columns)
-        target = self.qualified(table)
-        self.execute(f"DELETE FROM {target} WHERE TRUE")
-        self.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {self.qualified(shadow)}")
-        shadow_id = f"{self.project}.{shadow.schema}.{shadow.name}"
-        if self._in_transaction:
-            self._stages.append(shadow_id)
-        else:
-            self._drop_stage(shadow_id)
+        self.refill_from_shadow(table, shadow, f"DELETE FROM {self.qualified(table)} WHERE TRUE")
+        self.drop_after_transaction(f"{self.project}.{shadow.schema}.{shadow.name}")
 
     # Loading -----------------------------------------------------------------------------
 
@@ -1260,21 +1054,7 @@ class BigQueryWarehouse(BigQueryDialect):
         finally:
             # Dropped once the transaction that read it has ended.
             if stage is not None:
-                stage_id = f"{self.project}.{stage.schema}.{stage.name}"
-                if self._in_transaction:
-                    self._stages.append(stage_id)
-                else:
-                    self._drop_stage(stage_id)
-
-    def retire_old_versions(
-        self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
-    ) -> int:
-        return max(
-            0,
-            super().retire_old_versions(
-                table, version, hard_delete=hard_delete, deleted_at=deleted_at
-            ),
-        )
+                self.drop_after_transaction(f"{self.project}.{stage.schema}.{stage.name}")
 
 
 __all__ = ["BigQueryDialect", "BigQueryMerge", "BigQueryWarehouse"]

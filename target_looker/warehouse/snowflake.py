@@ -42,14 +42,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
-import math
 import os
 import re
 import tempfile
-import time
 import typing as t
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +56,8 @@ import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
 from target_looker.columns import Column, SqlType
-from target_looker.warehouse.arrow_staging import AUDIT_NAMES, stage_batch
+from target_looker.warehouse import arrow_staging, exact_numbers
+from target_looker.warehouse.arrow_staging import AUDIT_NAMES, StageColumn, stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     VERSION_COLUMN,
@@ -70,14 +69,9 @@ from target_looker.warehouse.base import (
     WarehouseError,
     not_finite_problem,
 )
-from target_looker.warehouse.bigquery import (
-    check_plain_http,
-    on_conflict_as_merge,
-    parse_on_conflict,
-    query_flag,
-    split_top_level,
-    unquote_identifier,
-)
+from target_looker.warehouse.bigquery import check_plain_http, query_flag
+from target_looker.warehouse.lazy_transactions import LazyTransactionWarehouse
+from target_looker.warehouse.on_conflict import portable_upsert
 
 if t.TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -119,16 +113,6 @@ _PARSED = {
     "BIGINT": "bigint",
     "INTEGER": "bigint",
 }
-_ARROW = {
-    "text": pa.string(),
-    "varchar": pa.string(),
-    "bigint": pa.int64(),
-    "date": pa.date32(),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "time": pa.time64("us"),
-    "boolean": pa.bool_(),
-    "json": pa.string(),  # JSON text, parsed by the merge
-}
 
 
 def column_scale(sql_type: SqlType) -> int:
@@ -138,63 +122,38 @@ def column_scale(sql_type: SqlType) -> int:
 
 def decimal_problem(value: t.Any, scale: int) -> str | None:
     """Why `value` does not fit NUMBER(38, scale) exactly, or None."""
-    if isinstance(value, bool):
-        return f"{value!r} is not a number"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return not_finite_problem(value)
-        value = decimal.Decimal(repr(value))
-    elif isinstance(value, int):
-        value = decimal.Decimal(value)
-    if not isinstance(value, decimal.Decimal):
-        return f"{value!r} is not a number"
-    if not value.is_finite():
-        return not_finite_problem(value)
-    if value.is_zero():
-        return None
-    _, digits, exponent = value.as_tuple()
-    extra_places = -int(exponent) - scale
-    if extra_places > 0 and any(digits[-extra_places:]):
-        return f"{value} has more than {scale} decimal places (Snowflake NUMBER(38, {scale}))"
-    if value.adjusted() >= PRECISION - scale:
-        return (
-            f"{value} has more than {PRECISION - scale} digits before the decimal point "
-            f"(Snowflake NUMBER(38, {scale}))"
-        )
-    return None
+    return exact_numbers.fixed_point_problem(
+        value,
+        scale,
+        integer_digits=PRECISION - scale,
+        column_type=f"Snowflake NUMBER(38, {scale})",
+    )
 
 
 def json_number_problem(value: t.Any) -> str | None:
     """Why a VARIANT would not keep the numbers of `value` exactly, or None: Snowflake
     keeps a JSON number of at most 38 significant digits as a NUMBER, others as a DOUBLE."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
-            continue
-        elif isinstance(item, (int, decimal.Decimal, float)):
-            number = decimal.Decimal(repr(item)) if isinstance(item, float) else item
-            number = decimal.Decimal(number)
-            if not number.is_finite():
-                return not_finite_problem(item)
-            _, digits, exponent = number.as_tuple()  # (normalize() would round to 28 digits)
-            exponent = int(exponent)
-            while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
-                digits, exponent = digits[:-1], exponent + 1
-            places = max(0, -exponent)
-            integer_digits = max(0, len(digits) + exponent)
-            if places <= MAX_SCALE and integer_digits + places <= PRECISION:
-                continue
-            as_float = float(number)
-            if not math.isfinite(as_float) or decimal.Decimal(repr(as_float)) != number:
-                return (
-                    f"JSON number {item} has more digits than a Snowflake VARIANT keeps "
-                    f"exactly (38); declare the property as a number column to keep every digit"
-                )
+    return exact_numbers.first_json_number_problem(value, _json_number_problem)
+
+
+def _json_number_problem(item: exact_numbers.JsonNumber) -> str | None:
+    """Why a VARIANT would not keep the number `item` exactly, or None."""
+    number = exact_numbers.exact_decimal(item)
+    if not number.is_finite():
+        return not_finite_problem(item)
+    _, digits, exponent = number.as_tuple()  # (normalize() would round to 28 digits)
+    exponent = int(exponent)
+    while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
+        digits, exponent = digits[:-1], exponent + 1
+    places = max(0, -exponent)
+    integer_digits = max(0, len(digits) + exponent)
+    if places <= MAX_SCALE and integer_digits + places <= PRECISION:
+        return None
+    if not exact_numbers.float_keeps(number):
+        return (
+            f"JSON number {item} has more digits than a Snowflake VARIANT keeps "
+            f"exactly (38); declare the property as a number column to keep every digit"
+        )
     return None
 
 
@@ -223,14 +182,6 @@ def param_value(value: t.Any) -> t.Any:
     if isinstance(value, dict | list):
         return _json_encode(value).decode()
     return value
-
-
-@dataclass(frozen=True)
-class StageColumn:
-    name: str  # c0, c1, ...
-    sql_type: str
-    arrow_type: pa.DataType
-    target: Column
 
 
 @dataclass(frozen=True)
@@ -366,18 +317,17 @@ class SnowflakeDialect(Warehouse):
     # Loading: rows -----------------------------------------------------------------------
 
     def stage_columns(self, batch: Batch) -> list[StageColumn]:
-        columns = [*batch.columns, *(c for c, _ in batch.constants)]
-        staged = []
-        for i, column in enumerate(columns):
-            effective = self.effective_type(column.sql_type)
-            if effective.kind == "numeric":
-                arrow: pa.DataType = pa.decimal128(PRECISION, effective.scale or DEFAULT_SCALE)
-                sql_type = self.render_type(effective)
-            else:
-                arrow = _ARROW[effective.kind]
-                sql_type = "VARCHAR" if effective.kind == "json" else _TYPES[effective.kind]
-            staged.append(StageColumn(f"c{i}", sql_type, arrow, column))
-        return staged
+        """The staging table's columns: the batch's columns, then its constants."""
+        return arrow_staging.stage_columns(batch, self.stage_type)
+
+    def stage_type(self, sql_type: SqlType) -> tuple[str, pa.DataType]:
+        """A column's staging (Snowflake type, Arrow type): NUMBER(38, s) as
+        DECIMAL(38, s), JSON as text."""
+        effective = self.effective_type(sql_type)
+        if effective.kind != "numeric":
+            return arrow_staging.plain_stage_type(effective.kind, _TYPES)
+        arrow = pa.decimal128(PRECISION, effective.scale or DEFAULT_SCALE)
+        return self.render_type(effective), arrow
 
     def prepare(self, batch: Batch) -> Prepared:
         """An Arrow table of the rows Snowflake can hold exactly; the others are rejects."""
@@ -480,17 +430,16 @@ def _connector() -> t.Any:
     return snowflake.connector
 
 
-class SnowflakeWarehouse(SnowflakeDialect):
+class SnowflakeWarehouse(LazyTransactionWarehouse, SnowflakeDialect):
     """Snowflake over the official connector, autocommit outside `transaction()`."""
+
+    retryable_words = _RETRYABLE_WORDS
 
     def __init__(self, url: URL, settings: Mapping[str, t.Any] | None = None) -> None:
         super().__init__(url, settings)
         self._conn: t.Any = None
-        self._in_transaction = False
-        self._began = False
-        self._stages: list[TableRef] = []  # staging tables to drop once the transaction ends
+        self._init_transaction_state()  # staging tables to drop: TableRefs
         self._file_stages: set[str] = set()
-        self._in_ddl = False
 
     # Settings ----------------------------------------------------------------------------
 
@@ -600,14 +549,7 @@ class SnowflakeWarehouse(SnowflakeDialect):
 
     def portable(self, sql: str, params: Sequence[t.Any]) -> str:
         """`sql` with PostgreSQL-only forms Snowflake lacks rewritten (`ON CONFLICT`)."""
-        upsert = parse_on_conflict(sql)
-        if upsert is None:
-            return sql
-        parts = [unquote_identifier(p) for p in split_top_level(upsert.table, ".")]
-        existing = self.existing_columns(TableRef(parts[-2], parts[-1])) or {}
-        names = upsert.columns or list(existing)
-        columns = [(n, self.render_type(existing.get(n, SqlType("text")))) for n in names]
-        return on_conflict_as_merge(upsert, columns, params, self.quote)
+        return portable_upsert(sql, params, self.existing_columns, self.render_type, self.quote)
 
     def _begin_if_needed(self) -> None:
         if self._in_transaction and not self._began and not self._in_ddl:
@@ -657,35 +599,12 @@ class SnowflakeWarehouse(SnowflakeDialect):
         finally:
             cursor.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A Snowflake transaction, begun with the first statement inside it (DDL before
-        that, such as the staging table's, stays out of it: DDL would commit it)."""
-        if self._in_transaction:
-            yield
-            return
-        self._in_transaction, self._began = True, False
-        try:
-            yield
-            if self._began:
-                self._run("COMMIT", None).close()
-        except BaseException:
-            if self._began:
-                with contextlib.suppress(Exception):
-                    self._run("ROLLBACK", None).close()
-            raise
-        finally:
-            self._in_transaction, self._began = False, False
-            stages, self._stages = self._stages, []
-            for stage in stages:
-                self._drop_stage(stage)
+    def _commit(self) -> None:
+        self._run("COMMIT", None).close()
 
-    def in_transaction(self) -> bool:
-        return self._in_transaction
-
-    def is_retryable(self, exc: BaseException) -> bool:
-        text = str(exc).lower()
-        return any(word in text for word in _RETRYABLE_WORDS)
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run("ROLLBACK", None).close()
 
     def is_already_exists(self, exc: BaseException) -> bool:
         return "already exists" in str(exc).lower()
@@ -705,20 +624,7 @@ class SnowflakeWarehouse(SnowflakeDialect):
                 f"internal: DDL on {name} inside a Snowflake transaction that has begun "
                 f"(it would commit the transaction half way)"
             )
-        attempt = 1
-        while True:
-            try:
-                self._in_ddl = True
-                try:
-                    return fn()
-                finally:
-                    self._in_ddl = False
-            except Exception as exc:
-                retry = self.is_already_exists(exc) or self.is_retryable(exc)
-                if attempt >= self.transaction_attempts or not retry:
-                    raise
-                time.sleep(self.retry_delay(attempt))
-                attempt += 1
+        return self.retried_ddl(fn)
 
     def _select(self, sql: str, params: Sequence[t.Any] = ()) -> list[tuple]:
         """Rows of a catalog query, never beginning a transaction (metadata is not
@@ -755,24 +661,8 @@ class SnowflakeWarehouse(SnowflakeDialect):
         emptied and filled from the shadow (all or nothing, with the audit rows). The
         shadow is dropped once the transaction has ended.
         """
-        columns = self.existing_columns(shadow)
-        if columns is None:
-            raise WarehouseError(f"the new contents {self.qualified(shadow)} are missing")
-        if self.existing_columns(table) is None:
-            self.create_table(
-                table, [Column(n, ty) for n, ty in columns.items()], self.primary_key(shadow)
-            )
-        else:
-            for name, sql_type in columns.items():
-                self.add_column(table, Column(name, sql_type))
-        names = ", ".join(self.quote(name) for name in columns)
-        target = self.qualified(table)
-        self.execute(f"DELETE FROM {target}")
-        self.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {self.qualified(shadow)}")
-        if self._in_transaction:
-            self._stages.append(shadow)
-        else:
-            self._drop_stage(shadow)
+        self.refill_from_shadow(table, shadow, f"DELETE FROM {self.qualified(table)}")
+        self.drop_after_transaction(shadow)
 
     def existing_columns(self, table: TableRef) -> dict[str, SqlType] | None:
         rows = self._select(
@@ -856,16 +746,6 @@ class SnowflakeWarehouse(SnowflakeDialect):
         finally:
             if staged_rows and not self._in_transaction:
                 self._drop_stage(stage)
-
-    def retire_old_versions(
-        self, table: TableRef, version: int, *, hard_delete: bool, deleted_at: t.Any
-    ) -> int:
-        return max(
-            0,
-            super().retire_old_versions(
-                table, version, hard_delete=hard_delete, deleted_at=deleted_at
-            ),
-        )
 
 
 __all__ = ["SnowflakeDialect", "SnowflakeMerge", "SnowflakeWarehouse"]
