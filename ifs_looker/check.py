@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ifs_looker_core.encrypted_settings import SecretError, decrypt_settings
+from ifs_looker.config_files import load_settings
+from ifs_looker_core.encrypted_settings import SecretError
 
 TAP_SECRETS = ("client_secret",)
 TARGET_SECRETS = (
@@ -46,18 +46,6 @@ class CheckResult:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tap-config", type=Path, help="tap-ifscloud config file (JSON)")
     parser.add_argument("--target-config", type=Path, help="target-looker config file (JSON)")
-
-
-def _load(path: Path, secrets: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object of settings")
-    return decrypt_settings(config, secrets)
 
 
 # IFS Cloud ---------------------------------------------------------------------------------------
@@ -276,9 +264,9 @@ def run(args: argparse.Namespace) -> int:
     configs: dict[str, dict[str, Any] | None] = {"tap": None, "target": None}
     try:
         if args.tap_config is not None:
-            configs["tap"] = _load(args.tap_config, TAP_SECRETS)
+            configs["tap"] = load_settings(args.tap_config, TAP_SECRETS)
         if args.target_config is not None:
-            configs["target"] = _load(args.target_config, TARGET_SECRETS)
+            configs["target"] = load_settings(args.target_config, TARGET_SECRETS)
     except (ValueError, SecretError) as exc:
         print(f"FAIL  config    {exc}")
         return 1

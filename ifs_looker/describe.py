@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ifs_looker_core.encrypted_settings import SecretError, decrypt_settings
+from ifs_looker.config_files import load_settings
 
 TAP_SECRETS = ("client_secret",)
 
@@ -39,21 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--entity-set", help="describe only this entity set")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def _load_config(path: Path) -> dict[str, Any]:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object of settings")
-    try:
-        return decrypt_settings(config, TAP_SECRETS)
-    except SecretError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def describe(
@@ -159,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from tap_ifscloud.errors import TapIFSCloudError
 
     try:
-        config = _load_config(args.config)
+        config = load_settings(args.config, TAP_SECRETS)
         description = describe(
             config, args.projection, path_prefix=args.path_prefix, entity_set=args.entity_set
         )

@@ -14,17 +14,15 @@ import decimal
 import typing as t
 from collections.abc import Callable, Mapping, Sequence
 
-import msgspec
 import pyarrow as pa
 
 from target_looker.audit import AUDIT_TABLES
 from target_looker.columns import Column, SqlType
-from target_looker.warehouse.base import Batch, Prepared
+from target_looker.warehouse.base import Batch, Prepared, encode_json
 
 # The audit tables: their JSON columns are loaded as text, not parsed (both cloud warehouses).
 AUDIT_NAMES = frozenset(spec.name for spec in AUDIT_TABLES)
 
-_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 
 # Arrow types of the staged non-numeric columns (numbers: each warehouse's own decimals).
 ARROW_TYPES = {
@@ -125,13 +123,13 @@ def stage_batch(
     for position, column in enumerate(batch.columns):
         values = columns[position]
         if column.sql_type.kind == "json":
-            values = [None if v is None else _json_encode(v).decode() for v in values]
+            values = [None if v is None else encode_json(v).decode() for v in values]
         arrays.append(pa.array(values, type=staged[position].arrow_type))
     count = len(rows)
     for offset, (_, value) in enumerate(batch.constants):
         stage = staged[len(batch.columns) + offset]
         if isinstance(value, dict | list):
-            value = _json_encode(value).decode()
+            value = encode_json(value).decode()
         arrays.append(pa.array([value] * count, type=stage.arrow_type))
     table = pa.Table.from_arrays(arrays, names=[s.name for s in staged])
     prepared_batch = batch if rows is batch.rows else dataclasses.replace(batch, rows=rows)

@@ -43,6 +43,8 @@ import typing as t
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from target_looker.columns import Column, SqlType
 
 if t.TYPE_CHECKING:
@@ -58,6 +60,8 @@ LOAD_METHODS = (UPSERT, APPEND_ONLY, OVERWRITE)
 SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
 logger = logging.getLogger("target-looker.warehouse")
 T = t.TypeVar("T")
+#: JSON text with every Decimal as an exact JSON number (JSON columns, COPY rows, params)
+encode_json = msgspec.json.Encoder(decimal_format="number").encode
 
 
 class WarehouseError(RuntimeError):

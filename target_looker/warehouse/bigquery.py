@@ -62,7 +62,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import msgspec
 import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
@@ -78,6 +77,7 @@ from target_looker.warehouse.base import (
     TableRef,
     Warehouse,
     WarehouseError,
+    encode_json,
     not_finite_problem,
 )
 from target_looker.warehouse.lazy_transactions import LazyTransactionWarehouse
@@ -125,7 +125,6 @@ _PARSED = {
     "BOOLEAN": "boolean",
     "JSON": "json",
 }
-_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 _PARAM = re.compile(r"\$(\d+)")
 _VARCHAR_CAST = re.compile(r"\bAS\s+VARCHAR\b", re.IGNORECASE)
 _INFO_SCHEMA = re.compile(r"(?<![.`\w])information_schema\.(tables|columns)\b", re.IGNORECASE)
@@ -229,7 +228,7 @@ def param_value(value: t.Any) -> t.Any:
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=datetime.timezone.utc)  # the target's times are UTC
     if isinstance(value, dict | list):
-        return _json_encode(value).decode()
+        return encode_json(value).decode()
     return value
 
 

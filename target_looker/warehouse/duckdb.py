@@ -25,7 +25,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
-import msgspec
 import pyarrow as pa
 
 from target_looker.columns import Column, SqlType
@@ -39,6 +38,7 @@ from target_looker.warehouse.base import (
     TableRef,
     Warehouse,
     WarehouseError,
+    encode_json,
     not_finite_problem,
 )
 
@@ -49,7 +49,6 @@ DEFAULT_MEMORY_LIMIT = "128MB"
 # DuckDB checkpoints (moves the WAL into the file, recompressing the table's last row
 # group) once the WAL passes this; at its default of 16 MB, every batch of wide rows did.
 DEFAULT_CHECKPOINT_THRESHOLD = "256MB"
-_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 # DuckDB's words for a file another process has open: 'Could not set lock on file
 # "/x.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 1234). See also ...'.
 _LOCKED = "Could not set lock on file"
@@ -270,7 +269,7 @@ class DuckDBWarehouse(Warehouse):
     def _arrow_array(self, column: Column, values: Sequence[t.Any]) -> pa.Array:
         """One column's values as the Arrow array staged for it (JSON as text)."""
         if column.sql_type.kind == "json":
-            values = [None if v is None else _json_encode(v).decode() for v in values]
+            values = [None if v is None else encode_json(v).decode() for v in values]
         return pa.array(values, type=self._arrow_type(column.sql_type))
 
     def merge(self, prepared: Prepared) -> MergeCounts:

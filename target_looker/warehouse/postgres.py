@@ -37,7 +37,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-import msgspec
 import psycopg
 from psycopg import errors, pq
 from psycopg.conninfo import make_conninfo
@@ -52,6 +51,7 @@ from target_looker.warehouse.base import (
     TableRef,
     Warehouse,
     WarehouseError,
+    encode_json,
     lock_key,
     non_finite_numbers,
 )
@@ -78,7 +78,6 @@ _PARSED = {
     "jsonb": "json",
 }
 STAGE_TABLE = "target_looker_stage"  # a temp table, dropped at commit
-_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 # COPY options that read a row encoded as a JSON array without its brackets: strings
 # are quoted with JSON's \" and \\ escapes, null is unquoted, numbers stay exact text.
 COPY_CSV_OPTIONS = "(FORMAT csv, NULL 'null', QUOTE '\"', ESCAPE '\\')"
@@ -172,8 +171,8 @@ def copy_csv(rows: Sequence[tuple], tail: tuple = ()) -> bytes | None:
     characters) means something COPY's CSV would not undo, and NaN/Infinity are not
     JSON: then None, and the caller takes the per-value path.
     """
-    suffix = (b"," + _json_encode(tail)[1:-1] if tail else b"") + b"\n"
-    payload = suffix.join([_json_encode(row)[1:-1] for row in rows]) + suffix
+    suffix = (b"," + encode_json(tail)[1:-1] if tail else b"") + b"\n"
+    payload = suffix.join([encode_json(row)[1:-1] for row in rows]) + suffix
     if any(word in payload for word in _NOT_FINITE):
         return None
     # Every backslash followed by a quote: every escape is \\" (cheaper than the look below).
@@ -346,7 +345,7 @@ class PostgresDialect(Warehouse):
                 values = list(row)
                 for i in json_positions:
                     if values[i] is not None:
-                        values[i] = _json_encode(values[i]).decode()
+                        values[i] = encode_json(values[i]).decode()
                 encoded.append(tuple(values))
             rows = encoded
         prepared = batch if rows is batch.rows else dataclasses.replace(batch, rows=rows)

@@ -51,7 +51,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
 import pyarrow as pa
 
 from ifs_looker_core import encrypted_settings
@@ -67,6 +66,7 @@ from target_looker.warehouse.base import (
     TableRef,
     Warehouse,
     WarehouseError,
+    encode_json,
     not_finite_problem,
 )
 from target_looker.warehouse.bigquery import check_plain_http, query_flag
@@ -87,7 +87,6 @@ STAGE_PREFIX = "_tl_stage_"
 FILE_STAGE = "_tl_files"
 # Rows per multi-row INSERT the connector builds (keeps one statement's text moderate).
 EXECUTEMANY_CHUNK = 500  # the connection's temporary stage for PUT
-_json_encode = msgspec.json.Encoder(decimal_format="number").encode
 _PARAM = re.compile(r"\$(\d+)")
 _RETRYABLE_WORDS = ("deadlock", "lock wait", "number of waiters for this lock", "was aborted")
 
@@ -180,7 +179,7 @@ def param_value(value: t.Any) -> t.Any:
     if isinstance(value, datetime.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=datetime.timezone.utc)  # the target's times are UTC
     if isinstance(value, dict | list):
-        return _json_encode(value).decode()
+        return encode_json(value).decode()
     return value
 
 
