@@ -37,11 +37,6 @@ ARROW_TYPES = {
 }
 
 
-class StagedColumn(t.Protocol):
-    name: str
-    arrow_type: pa.DataType
-
-
 @dataclasses.dataclass(frozen=True)
 class StageColumn:
     """One column of a staging table, and the table column it fills."""
@@ -52,14 +47,9 @@ class StageColumn:
     target: Column  # the table column it fills
 
 
-S = t.TypeVar("S", bound=StageColumn)
-
-
 def stage_columns(
-    batch: Batch,
-    stage_type: Callable[[SqlType], tuple[str, pa.DataType]],
-    column_class: Callable[[str, str, pa.DataType, Column], S] = StageColumn,
-) -> list[S]:
+    batch: Batch, stage_type: Callable[[SqlType], tuple[str, pa.DataType]]
+) -> list[StageColumn]:
     """The staging table's columns: the batch's columns, then its constants.
 
     `stage_type` gives a column's (staging SQL type, Arrow type): the only part that
@@ -67,7 +57,7 @@ def stage_columns(
     """
     columns = [*batch.columns, *(c for c, _ in batch.constants)]
     return [
-        column_class(f"c{i}", *stage_type(column.sql_type), column)
+        StageColumn(f"c{i}", *stage_type(column.sql_type), column)
         for i, column in enumerate(columns)
     ]
 
@@ -80,7 +70,7 @@ def plain_stage_type(kind: str, types: Mapping[str, str]) -> tuple[str, pa.DataT
 
 def stage_batch(
     batch: Batch,
-    staged: Sequence[StagedColumn],
+    staged: Sequence[StageColumn],
     *,
     decimal_problem: Callable[[t.Any, int], str | None],
     json_number_problem: Callable[[t.Any], str | None],

@@ -67,7 +67,7 @@ import pyarrow as pa
 from ifs_looker_core import encrypted_settings
 from target_looker.columns import Column, SqlType
 from target_looker.warehouse import arrow_staging, exact_numbers
-from target_looker.warehouse.arrow_staging import AUDIT_NAMES, stage_batch
+from target_looker.warehouse.arrow_staging import AUDIT_NAMES, StageColumn, stage_batch
 from target_looker.warehouse.base import (
     APPEND_ONLY,
     VERSION_COLUMN,
@@ -377,14 +377,6 @@ def dataset_name_problem(name: str) -> str | None:
 # The statements ----------------------------------------------------------------------------------
 
 
-class StageColumn(arrow_staging.StageColumn):
-    """A staging table column; `bq_type` names its BigQuery type (`sql_type`)."""
-
-    @property
-    def bq_type(self) -> str:
-        return self.sql_type
-
-
 @dataclass(frozen=True)
 class BigQueryMerge:
     """The statements that merge one staged batch, as text (no parameters).
@@ -504,7 +496,7 @@ class BigQueryDialect(Warehouse):
 
     def stage_columns(self, batch: Batch) -> list[StageColumn]:
         """The staging table's columns: the batch's columns, then its constants."""
-        return arrow_staging.stage_columns(batch, self.stage_type, StageColumn)
+        return arrow_staging.stage_columns(batch, self.stage_type)
 
     def stage_type(self, sql_type: SqlType) -> tuple[str, pa.DataType]:
         """A column's staging (BigQuery type, Arrow type): NUMERIC as DECIMAL(38, 9),
@@ -999,7 +991,7 @@ class BigQueryWarehouse(LazyTransactionWarehouse, BigQueryDialect):
         name = f"{STAGE_PREFIX}{uuid.uuid4().hex}"
         table_id = f"{self.project}.{batch.table.schema}.{name}"
         resource = bigquery.Table(
-            table_id, schema=[bigquery.SchemaField(s.name, s.bq_type) for s in stage_columns]
+            table_id, schema=[bigquery.SchemaField(s.name, s.sql_type) for s in stage_columns]
         )
         resource.expires = datetime.datetime.now(tz=datetime.timezone.utc) + STAGE_EXPIRY
         resource.description = "target-looker staging table of one batch (dropped after it)"

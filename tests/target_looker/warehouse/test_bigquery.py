@@ -171,7 +171,7 @@ def test_bignumeric_batches_stage_as_decimal256_and_reject_what_does_not_fit() -
     reasons = dict(prepared.rejects)
     assert "more than 38 digits before" in reasons[1]
     assert "more than 38 decimal places" in reasons[2]
-    stage_types = [s.bq_type for s in wh.stage_columns(prepared.batch)]
+    stage_types = [s.sql_type for s in wh.stage_columns(prepared.batch)]
     assert stage_types == ["INT64", "BIGNUMERIC"]
 
 
