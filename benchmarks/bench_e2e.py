@@ -42,11 +42,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ifs_looker_core.batch_files import local_path
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
@@ -227,7 +228,7 @@ def batch_directory(env: dict[str, str]) -> Path | None:
     config = env.get("TAP_IFSCLOUD_BATCH_CONFIG")
     if not config:
         return None
-    return Path(urllib.parse.urlsplit(json.loads(config)["storage"]["root"]).path)
+    return local_path(json.loads(config)["storage"]["root"])
 
 
 @dataclass
