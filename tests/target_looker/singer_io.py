@@ -34,12 +34,13 @@ def state(value: dict) -> dict:
     return {"type": "STATE", "value": value}
 
 
-def run(config: dict, text: str) -> list[dict]:
-    """Run the target on `text`; returns the STATE values it emitted, in order."""
+def run(config: dict, text: str | bytes) -> list[dict]:
+    """Run the target on `text` (bytes: read as stdin is, undecoded); returns the STATE
+    values it emitted, in order."""
     out = io.StringIO()
     target = TargetLooker(config=config)
     with contextlib.redirect_stdout(out):
-        target.listen(io.StringIO(text))
+        target.listen(io.BytesIO(text) if isinstance(text, bytes) else io.StringIO(text))
     return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
 
 
@@ -53,3 +54,9 @@ def query(config: dict, sql: str, params: t.Sequence = ()) -> list[tuple]:
         )
     finally:
         warehouse.close()
+
+
+def batch_sizes(config: dict) -> list[int]:
+    """The records of each committed batch (`_load_batches`), in commit order."""
+    sql = "SELECT records_in FROM {s}._load_batches ORDER BY committed_at"
+    return [n for (n,) in query(config, sql)]

@@ -6,8 +6,6 @@ Every test runs once per warehouse (the `config` fixture).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import pytest
@@ -15,7 +13,6 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_looker.reader import scan_object
-from target_looker.target import TargetLooker
 
 from .singer_io import lines, query, record, run, schema, state
 
@@ -166,14 +163,6 @@ def test_broken_protocol_still_stops_the_run(config: dict, line: str) -> None:
     assert status == "failed"
 
 
-def run_bytes(config: dict, data: bytes) -> list[dict]:
-    """Run the target on raw bytes, as it reads stdin; the STATE values it emitted."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        TargetLooker(config=config).listen(io.BytesIO(data))
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
 def test_a_record_that_is_not_utf8_is_a_reject_that_says_where(config: dict) -> None:
     latin1 = '{"type": "RECORD", "stream": "parts", "record": {"Part": "P2", "Note": "café"}}'
     data = (
@@ -182,7 +171,7 @@ def test_a_record_that_is_not_utf8_is_a_reject_that_says_where(config: dict) -> 
         + b"\n"
         + lines(record("parts", {"Part": "P4"}), state({"n": 1})).encode()
     )
-    assert run_bytes(config, data) == [{"n": 1}]
+    assert run(config, data) == [{"n": 1}]
     assert query(config, "SELECT part FROM {s}.parts ORDER BY part") == [("P1",), ("P4",)]
     [(line, stream, reason, raw)] = rejects(config)
     assert (line, stream) == (3, "parts")
@@ -200,7 +189,7 @@ def test_a_message_whose_envelope_is_not_utf8_stops_the_run_naming_its_line(
     with pytest.raises(
         InvalidInputLine, match="input line 3 is not valid UTF-8: byte 0xff at offset 32"
     ):
-        run_bytes(config, data)
+        run(config, data)
 
 
 def test_a_mapped_stream_rejects_into_its_alias(config: dict) -> None:
@@ -214,7 +203,7 @@ def test_a_mapped_stream_rejects_a_record_that_is_not_utf8_too(config: dict) -> 
     config = {**config, "stream_maps": {"parts": {"__alias__": "spare_parts"}}}
     latin1 = '{"type": "RECORD", "stream": "parts", "record": {"Part": "P2", "Note": "café"}}'
     data = lines(PARTS, record("parts", {"Part": "P1"})).encode() + latin1.encode("latin-1")
-    run_bytes(config, data + b"\n")
+    run(config, data + b"\n")
     assert query(config, "SELECT part FROM {s}.spare_parts") == [("P1",)]
     [(line, stream, reason, _)] = rejects(config)
     assert (line, stream) == (3, "spare_parts")

@@ -29,7 +29,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from target_looker.batch_files import BatchFileError
 from target_looker.target import TargetLooker
 
-from .singer_io import query, record, run, schema, state
+from .singer_io import batch_sizes, query, record, run, schema, state
 
 CLI = "from target_looker.target import TargetLooker; TargetLooker.cli()"
 EXTRACTED = "2026-11-30T11:00:00.123456+00:00"
@@ -598,9 +598,7 @@ def test_wide_records_in_files_make_smaller_batches_too(config: dict, tmp_path: 
     second = write_file(tmp_path / "2.jsonl", records[1_250:])
     wide = {**config, "batch_size_bytes": 21_000}
     run_lines(wide, notes, batch("notes", first, second))
-    sizes = [
-        n for (n,) in query(wide, "SELECT records_in FROM {s}._load_batches ORDER BY committed_at")
-    ]
+    sizes = batch_sizes(wide)
     assert sizes[0] == 1_250 and sizes[1:-1] == [rows] * (len(sizes) - 2)
     assert 0 < sizes[-1] <= rows and sum(sizes) == 1_750
 

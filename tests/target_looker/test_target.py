@@ -21,7 +21,7 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine
 from target_looker.target import TargetLooker
 from target_looker.warehouse.base import WarehouseError
 
-from .singer_io import lines, query, record, run, schema, state
+from .singer_io import batch_sizes, lines, query, record, run, schema, state
 
 D = decimal.Decimal
 UTC = datetime.timezone.utc
@@ -174,13 +174,6 @@ def test_a_finished_run_refreshes_statistics_of_tables_it_loaded_in_bulk(
 
 
 NOTES = schema("notes", {"id": {"type": "integer"}, "note": {"type": "string"}}, ["id"])
-
-
-def batch_sizes(config: dict) -> list[int]:
-    return [
-        n
-        for (n,) in query(config, "SELECT records_in FROM {s}._load_batches ORDER BY committed_at")
-    ]
 
 
 def test_wide_records_make_smaller_batches_so_memory_follows_batch_size_bytes(
